@@ -1,0 +1,3 @@
+"""restore: batch colorization and restoration of black-and-white photos and films."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,151 @@
+"""Inference: full-resolution L in, full-resolution RGB out, the generator at render size."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from restore import color
+from restore.models import UNetGenerator
+from restore.weights import DEFAULT_WEIGHTS, WeightsInfo, load_generator
+
+log = logging.getLogger(__name__)
+
+MULTIPLE = 32  # the encoder downsamples by 32
+MAX_ASPECT = 4.0  # panoramas beyond this are rendered at this aspect
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How the generator is run. Built once by the CLI."""
+
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16
+    render_size: int = 256  # short side the generator sees (multiple of 32)
+    batch_size: int = 4
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks CUDA, then MPS, then CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+def resolve_precision(name: str, device: torch.device) -> torch.dtype:
+    """Autocast dtype; 'auto' is fp16 on CUDA/MPS, bf16 on CPUs with native bf16, else fp32."""
+    table = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if name != "auto":
+        return table[name]
+    if device.type in ("cuda", "mps"):
+        return torch.float16
+    try:
+        native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    except (AttributeError, RuntimeError):
+        native = False
+    return torch.bfloat16 if native else torch.float32
+
+
+def render_shape(height: int, width: int, render_size: int) -> tuple[int, int]:
+    """Size the generator sees: short side ``render_size``, aspect kept, multiples of 32."""
+    short, long_ = sorted((height, width))
+    aspect = min(long_ / max(short, 1), MAX_ASPECT)
+    rs = max(MULTIPLE, round(render_size / MULTIPLE) * MULTIPLE)
+    rl = max(rs, round(rs * aspect / MULTIPLE) * MULTIPLE)
+    return (rs, rl) if height <= width else (rl, rs)
+
+
+class Colorizer:
+    """Colorizes lightness maps with one loaded generator.
+
+    All inputs and outputs are numpy arrays on the host; the generator runs on
+    ``device`` under autocast in ``dtype``. Thread-compatible, not thread-safe.
+    """
+
+    def __init__(
+        self,
+        model: UNetGenerator,
+        config: EngineConfig = EngineConfig(),
+        info: WeightsInfo | None = None,
+    ) -> None:
+        self.config = config
+        self.info = info
+        self.device = resolve_device(config.device)
+        self.dtype = resolve_precision(config.precision, self.device)
+        self.model = model.to(self.device).eval()
+        if self.device.type == "cpu":
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    @classmethod
+    def from_weights(
+        cls, path: str | Path | None = None, config: EngineConfig = EngineConfig()
+    ) -> Colorizer:
+        model, info = load_generator(path or DEFAULT_WEIGHTS)
+        return cls(model, config, info)
+
+    # -- model -----------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def predict(self, l_small: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Run the generator on lightness maps already at render size.
+
+        Args:
+            l_small: each (h, w) float32 L in [0, 100], h and w multiples of 32 (may differ).
+        Returns:
+            Per input, (h, w, 2) float32 ab in [-110, 110].
+        """
+        if not l_small:
+            return []
+        hmax = max(x.shape[0] for x in l_small)
+        wmax = max(x.shape[1] for x in l_small)
+        batch = np.empty((len(l_small), 1, hmax, wmax), dtype=np.float32)
+        for i, x in enumerate(l_small):
+            h, w = x.shape
+            padded = x if (h, w) == (hmax, wmax) else np.pad(x, ((0, hmax - h), (0, wmax - w)), "reflect")
+            batch[i, 0] = padded
+        t = color.normalize_l(torch.from_numpy(batch)).to(self.device)
+        if self.device.type == "cpu":
+            t = t.contiguous(memory_format=torch.channels_last)
+        enabled = self.dtype != torch.float32
+        with torch.autocast(self.device.type, dtype=self.dtype, enabled=enabled):
+            out = self.model(t)  # (B, 2, H, W) in [-1, 1]
+        ab = color.denormalize_ab(out.float()).permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, 2)
+        return [np.ascontiguousarray(ab[i, : x.shape[0], : x.shape[1]]) for i, x in enumerate(l_small)]
+
+    # -- full resolution ---------------------------------------------------------------------
+
+    def downsize(self, lightness: np.ndarray) -> np.ndarray:
+        """(H, W) float32 L -> (h, w) float32 L at render size (area filter)."""
+        h, w = render_shape(*lightness.shape, self.config.render_size)
+        return cv2.resize(lightness, (w, h), interpolation=cv2.INTER_AREA)
+
+    @staticmethod
+    def upsample_ab(ab: np.ndarray, height: int, width: int) -> np.ndarray:
+        """(h, w, 2) float32 ab -> (height, width, 2) float32 (bilinear)."""
+        if ab.shape[:2] == (height, width):
+            return ab
+        return cv2.resize(ab, (width, height), interpolation=cv2.INTER_LINEAR)
+
+    def ab_full(self, lightness: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Full-resolution ab for full-resolution L maps: (H, W) -> (H, W, 2) float32."""
+        out: list[np.ndarray] = []
+        bs = max(1, self.config.batch_size)
+        for i in range(0, len(lightness), bs):
+            chunk = lightness[i : i + bs]
+            preds = self.predict([self.downsize(x) for x in chunk])
+            out += [self.upsample_ab(ab, *x.shape) for ab, x in zip(preds, chunk, strict=True)]
+        return out
+
+    def colorize(self, lightness: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Full-resolution L maps -> (H, W, 3) float32 RGB in [0, 1], same size."""
+        return [color.merge_l_ab(x, ab) for x, ab in zip(lightness, self.ab_full(lightness), strict=True)]

@@ -1,0 +1,139 @@
+"""Batch-job bookkeeping shared by `restore photos` and `restore video`.
+
+Atomic outputs (temporary name, rename on success), per-file results, the
+machine-readable report and the exit code. No user interaction here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+TEMP_MARK = ".restore-partial"
+
+
+class Status(str, enum.Enum):
+    DONE = "done"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0  # every file done or skipped
+    SOME_FAILED = 1  # at least one file failed
+    USAGE = 2  # bad options or missing paths (click's own code for usage errors)
+
+
+@dataclass
+class FileResult:
+    """What happened to one input file."""
+
+    input: Path
+    output: Path | None
+    status: Status
+    error: str | None = None
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "input": str(self.input),
+            "output": str(self.output) if self.output else None,
+            "status": self.status.value,
+            "error": self.error,
+            "seconds": round(self.seconds, 4),
+            "warnings": self.warnings,
+            **self.extra,
+        }
+
+
+@dataclass
+class JobReport:
+    """All results of one run, written as JSON with ``--report``."""
+
+    command: str
+    weights: dict[str, Any] | None = None
+    results: list[FileResult] = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+
+    def add(self, result: FileResult) -> None:
+        self.results.append(result)
+
+    def totals(self) -> dict[str, int]:
+        t = {s.value: 0 for s in Status}
+        for r in self.results:
+            t[r.status.value] += 1
+        t["total"] = len(self.results)
+        return t
+
+    @property
+    def wall_seconds(self) -> float:
+        return (self.finished or time.time()) - self.started
+
+    def exit_code(self) -> ExitCode:
+        return ExitCode.SOME_FAILED if any(r.status is Status.FAILED for r in self.results) else ExitCode.OK
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "command": self.command,
+            "weights": self.weights,
+            "totals": self.totals(),
+            "exit_code": int(self.exit_code()),
+            "wall_seconds": round(self.wall_seconds, 3),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started)),
+            "files": [r.to_dict() for r in self.results],
+        }
+
+    def write(self, path: Path) -> None:
+        """Write the report atomically (it is itself an output a cron job reads)."""
+        with atomic_output(path) as tmp:
+            tmp.write_text(json.dumps(self.to_dict(), indent=2))
+
+
+def temp_path_for(final: Path) -> Path:
+    """A sibling temporary name that keeps the suffix (encoders pick the format from it)."""
+    return final.with_name(f".{final.stem}{TEMP_MARK}-{os.getpid()}{final.suffix}")
+
+
+def is_temp(path: Path) -> bool:
+    return TEMP_MARK in path.name
+
+
+@contextlib.contextmanager
+def atomic_output(final: Path) -> Iterator[Path]:
+    """Yield a temporary path to write; on success fsync and rename it to ``final``.
+
+    On any exception (including KeyboardInterrupt) the temporary file is removed and the
+    exception propagates, so ``final`` is either absent, the old file, or complete.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_for(final)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def remove_stale_temps(folder: Path) -> int:
+    """Delete temporaries left by a killed run (kill -9, power loss) below ``folder``."""
+    n = 0
+    if folder.is_dir():
+        for p in folder.rglob(f"*{TEMP_MARK}*"):
+            with contextlib.suppress(OSError):
+                p.unlink()
+                n += 1
+    return n

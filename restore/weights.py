@@ -1,0 +1,175 @@
+"""Weights as .safetensors whose metadata rebuilds the model. No pickle on the load path."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from restore.color import NORMALISATION
+from restore.errors import WeightsError
+from restore.models import (
+    GeneratorConfig,
+    PatchDiscriminator,
+    PatchDiscriminatorConfig,
+    UNetGenerator,
+)
+
+FORMAT = "restore-colorizer"
+FORMAT_VERSION = 1
+DISCRIMINATOR_FORMAT = "restore-patchgan"
+
+#: The weights shipped with the package (repository folder weights/).
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "restore_g.safetensors"
+
+
+@dataclass(frozen=True)
+class WeightsInfo:
+    """What a weights file says about itself."""
+
+    path: Path
+    sha256: str
+    config: GeneratorConfig
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """Short description for reports: file, hash, steps."""
+        return {
+            "path": str(self.path),
+            "sha256": self.sha256,
+            "steps": self.metadata.get("training", {}).get("steps"),
+            "format_version": FORMAT_VERSION,
+        }
+
+
+def _atomic_save(tensors: dict[str, torch.Tensor], meta: dict[str, str], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    os.replace(tmp, path)
+
+
+def save_generator(
+    model: UNetGenerator,
+    path: str | Path,
+    *,
+    training: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+    dtype: torch.dtype = torch.float16,
+) -> Path:
+    """Write the generator's state as safetensors (fp16 by default) with rebuild metadata."""
+    path = Path(path)
+    tensors = {
+        k: (v.detach().to("cpu", dtype) if v.is_floating_point() else v.detach().cpu()).contiguous()
+        for k, v in model.state_dict().items()
+    }
+    meta = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "architecture": json.dumps({"name": "unet-resnet18", **model.config.to_dict()}),
+        "normalisation": json.dumps(NORMALISATION),
+        "training": json.dumps(training or {}),
+        "metrics": json.dumps(metrics or {}),
+    }
+    _atomic_save(tensors, meta, path)
+    return path
+
+
+def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise WeightsError(f"{path} is not a readable .safetensors file ({e})") from e
+    return tensors, meta
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_info(path: str | Path) -> tuple[WeightsInfo, dict[str, torch.Tensor]]:
+    """Validate a generator weights file and return its description and tensors."""
+    path = Path(path)
+    tensors, meta = _read(path)
+    if meta.get("format") != FORMAT:
+        raise WeightsError(
+            f"{path} is not a restore colorizer weights file (format={meta.get('format')!r})"
+        )
+    if meta.get("format_version") != str(FORMAT_VERSION):
+        raise WeightsError(
+            f"{path} has weights format version {meta.get('format_version')!r}; "
+            f"this restore understands version {FORMAT_VERSION}: upgrade restore"
+        )
+    try:
+        norm = json.loads(meta["normalisation"])
+        arch = json.loads(meta["architecture"])
+        if arch.pop("name") != "unet-resnet18":
+            raise WeightsError(f"{path}: unknown architecture")
+        config = GeneratorConfig.from_dict(arch)
+        info_meta = {k: json.loads(meta.get(k, "{}")) for k in ("training", "metrics")}
+    except (KeyError, TypeError, ValueError) as e:
+        raise WeightsError(f"{path}: damaged metadata ({e})") from e
+    if norm != NORMALISATION:
+        raise WeightsError(f"{path} was trained with colour normalisation {norm}, expected {NORMALISATION}")
+    return WeightsInfo(path=path, sha256=_sha256(path), config=config, metadata=info_meta), tensors
+
+
+def load_generator(path: str | Path = DEFAULT_WEIGHTS) -> tuple[UNetGenerator, WeightsInfo]:
+    """Rebuild the generator from a weights file, in fp32 and eval mode; strict loading."""
+    info, tensors = read_info(path)
+    model = UNetGenerator(info.config)
+    tensors = {k: (v.float() if v.is_floating_point() else v) for k, v in tensors.items()}
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as e:
+        raise WeightsError(f"{path}: tensors do not match the architecture in its metadata ({e})") from e
+    return model.eval(), info
+
+
+def save_discriminator(model: PatchDiscriminator, path: str | Path, *, steps: int) -> Path:
+    """Small fp16 discriminator file so training can continue from what is committed."""
+    path = Path(path)
+    tensors = {
+        k: (v.detach().to("cpu", torch.float16) if v.is_floating_point() else v.detach().cpu()).contiguous()
+        for k, v in model.state_dict().items()
+    }
+    meta = {
+        "format": DISCRIMINATOR_FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "architecture": json.dumps(model.config.to_dict()),
+        "steps": str(steps),
+    }
+    _atomic_save(tensors, meta, path)
+    return path
+
+
+def load_discriminator(path: str | Path) -> PatchDiscriminator:
+    """Rebuild the PatchGAN from :func:`save_discriminator` output (fp32)."""
+    path = Path(path)
+    tensors, meta = _read(path)
+    if meta.get("format") != DISCRIMINATOR_FORMAT or meta.get("format_version") != str(FORMAT_VERSION):
+        raise WeightsError(f"{path} is not a restore discriminator file")
+    model = PatchDiscriminator(PatchDiscriminatorConfig(**json.loads(meta["architecture"])))
+    try:
+        model.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in tensors.items()})
+    except RuntimeError as e:
+        raise WeightsError(f"{path}: tensors do not match its architecture ({e})") from e
+    return model

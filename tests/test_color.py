@@ -1,0 +1,93 @@
+"""The colour module against scikit-image as the oracle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from skimage import color as skc
+
+from restore import color
+
+
+@pytest.fixture
+def rgb() -> np.ndarray:
+    rng = np.random.default_rng(1)
+    return rng.random((48, 40, 3)).astype(np.float32)
+
+
+def test_rgb_to_lab_matches_skimage(rgb: np.ndarray) -> None:
+    np.testing.assert_allclose(color.rgb_to_lab(rgb), skc.rgb2lab(rgb), atol=0.5)
+
+
+def test_torch_rgb_to_lab_matches_skimage(rgb: np.ndarray) -> None:
+    t = torch.from_numpy(rgb).permute(2, 0, 1)[None].double()
+    lab = color.rgb_to_lab_torch(t)[0].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(lab, skc.rgb2lab(rgb), atol=1e-3)
+
+
+def test_lightness_only_matches_skimage(rgb: np.ndarray) -> None:
+    np.testing.assert_allclose(color.rgb_to_l(rgb), skc.rgb2lab(rgb)[..., 0], atol=1e-3)
+
+
+@pytest.mark.parametrize("dtype,peak", [(np.uint8, 255), (np.uint16, 65535)])
+def test_gray_lut_matches_skimage(dtype: type, peak: int) -> None:
+    levels = np.linspace(0, peak, 97).astype(dtype)
+    g = levels.astype(np.float64) / peak
+    expected = skc.rgb2lab(np.stack([g, g, g], -1)[None])[0, :, 0]
+    np.testing.assert_allclose(color.gray_to_l(levels), expected, atol=1e-3)
+
+
+def test_round_trip_numpy_and_torch(rgb: np.ndarray) -> None:
+    lab = skc.rgb2lab(rgb).astype(np.float32)
+    np.testing.assert_allclose(color.lab_to_rgb(lab), rgb, atol=2e-3)
+    t = torch.from_numpy(lab).permute(2, 0, 1)[None]
+    np.testing.assert_allclose(color.lab_to_rgb_torch(t)[0].permute(1, 2, 0).numpy(), rgb, atol=1e-4)
+
+
+def test_gray_stays_gray() -> None:
+    g = np.linspace(0, 1, 64, dtype=np.float32)
+    rgb = np.repeat(np.stack([g] * 3, -1)[None], 4, axis=0)
+    lab = color.rgb_to_lab(rgb)
+    assert np.abs(lab[..., 1:]).max() < 0.5
+    lab[..., 1:] = 0
+    out = color.lab_to_rgb(lab)
+    assert np.abs(out - out.mean(axis=2, keepdims=True)).max() < 2e-3
+    np.testing.assert_allclose(out, rgb, atol=2e-3)
+
+
+def test_extreme_ab_is_fitted_into_gamut_keeping_lightness_and_hue() -> None:
+    rng = np.random.default_rng(2)
+    lab = np.empty((32, 32, 3), np.float32)
+    lab[..., 0] = rng.uniform(0, 100, (32, 32))
+    lab[..., 1:] = rng.uniform(-110, 110, (32, 32, 2))
+    out = color.lab_to_rgb(lab)
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    back = skc.rgb2lab(out)
+    # Lightness is kept (out-of-gamut colours are desaturated, not darkened or brightened) ...
+    assert np.abs(back[..., 0] - lab[..., 0]).mean() < 3.0
+    # ... and hue survives for clearly chromatic outputs.
+    chroma = np.hypot(back[..., 1], back[..., 2])
+    mask = chroma > 10
+    hue_in = np.arctan2(lab[..., 2], lab[..., 1])[mask]
+    hue_out = np.arctan2(back[..., 2], back[..., 1])[mask]
+    diff = np.angle(np.exp(1j * (hue_in - hue_out)))
+    assert np.median(np.abs(diff)) < 0.35
+    t = torch.from_numpy(lab).permute(2, 0, 1)[None]
+    tout = color.lab_to_rgb_torch(t)
+    assert float(tout.min()) >= 0.0 and float(tout.max()) <= 1.0
+
+
+def test_normalisation_constants_round_trip() -> None:
+    lab_l = np.array([0.0, 50.0, 100.0], np.float32)
+    np.testing.assert_allclose(color.normalize_l(lab_l), [-1, 0, 1])
+    np.testing.assert_allclose(color.denormalize_l(color.normalize_l(lab_l)), lab_l)
+    ab = np.array([-110.0, 0.0, 55.0], np.float32)
+    np.testing.assert_allclose(color.normalize_ab(ab), [-1, 0, 0.5])
+    np.testing.assert_allclose(color.denormalize_ab(color.normalize_ab(ab)), ab)
+
+
+def test_colourfulness_zero_for_gray_and_positive_for_colour(rgb: np.ndarray) -> None:
+    gray = np.repeat(rgb[..., :1], 3, axis=2)
+    assert color.colourfulness(gray) == pytest.approx(0.0, abs=1e-9)
+    assert color.colourfulness(rgb) > 30

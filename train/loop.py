@@ -1,0 +1,254 @@
+"""The training loop: phases, D-then-G steps, EMA, atomic checkpoints and exact resume."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from restore.models import PatchDiscriminator, UNetGenerator, load_imagenet_encoder
+from torch import nn
+
+from restore.weights import load_discriminator, load_generator, save_discriminator, save_generator
+
+from .config import TrainConfig
+from .data import CropSampler
+from .losses import GANLoss
+from .validate import Validator
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+
+
+class Trainer:
+    """Owns G, D, their EMA and optimisers; ``run`` trains until ``config.total_steps``."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.cfg = config
+        self.device = torch.device(config.device)
+        torch.manual_seed(config.seed)
+        self.out = Path(config.out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.step = 0  # global: continues from the steps recorded in an init_g weights file
+        if config.init_g:
+            self.G, info = load_generator(config.init_g)
+            self.step = int(info.metadata.get("training", {}).get("steps") or 0)
+        else:
+            self.G = UNetGenerator()
+            if config.imagenet_encoder:
+                missing = load_imagenet_encoder(self.G, _read_state_dict(config.imagenet_encoder))
+                if missing:
+                    log.warning("ImageNet encoder: %d keys missing", len(missing))
+        self.D = load_discriminator(config.init_d) if config.init_d else PatchDiscriminator()
+        # channels_last: ~1.3x faster convolutions on CPU with oneDNN
+        self.G.to(self.device, memory_format=torch.channels_last).train()
+        self.D.to(self.device, memory_format=torch.channels_last).train()
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.opt_l1 = torch.optim.Adam(self.G.parameters(), lr=config.lr_l1)
+        betas = (config.beta1_gan, 0.999)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.lr_g, betas=betas)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.lr_d, betas=betas)
+        self.gan_d = GANLoss(config.gan_mode, real_label=config.real_label).to(self.device)
+        self.gan_g = GANLoss(config.gan_mode, real_label=1.0).to(self.device)
+        self.l1 = nn.L1Loss()
+        self.sampler = CropSampler(config.data_dir, config.crop, config.seed, config.cache_mb)
+        self.validator = Validator(config, self.out) if config.val_dir else None
+        self.best_score = -math.inf
+
+    # -- state -----------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "G": self.G.state_dict(),
+            "G_ema": self.G_ema.state_dict(),
+            "D": self.D.state_dict(),
+            "opt_l1": self.opt_l1.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "rng_torch": torch.get_rng_state(),
+            "best_score": self.best_score,
+            "config": json.dumps(self.cfg.to_dict()),
+        }
+
+    def save_checkpoint(self) -> Path:
+        """Write the checkpoint atomically (temp file, fsync, rename)."""
+        path = self.out / CHECKPOINT
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("wb") as f:
+            torch.save(self.state(), f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        return path
+
+    def load_checkpoint(self, path: Path | None = None) -> bool:
+        """Restore everything from the run directory's checkpoint; False if there is none."""
+        path = path or self.out / CHECKPOINT
+        if not path.exists():
+            return False
+        st = torch.load(path, map_location=self.device, weights_only=True)
+        self.G.load_state_dict(st["G"])
+        self.G_ema.load_state_dict(st["G_ema"])
+        self.D.load_state_dict(st["D"])
+        self.opt_l1.load_state_dict(st["opt_l1"])
+        self.opt_g.load_state_dict(st["opt_g"])
+        self.opt_d.load_state_dict(st["opt_d"])
+        torch.set_rng_state(st["rng_torch"])
+        # Learning rates come from the current config, so a resumed run can be retuned.
+        for opt, lr in ((self.opt_l1, self.cfg.lr_l1), (self.opt_g, self.cfg.lr_g), (self.opt_d, self.cfg.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = lr
+        self.step = int(st["step"])
+        self.best_score = float(st.get("best_score", -math.inf))
+        return True
+
+    # -- steps -----------------------------------------------------------------------------
+
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(
+            self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"
+        )
+
+    def in_gan_phase(self, step: int) -> bool:
+        return step >= self.cfg.l1_steps
+
+    def batch_size_for(self, step: int) -> int:
+        return self.cfg.gan_batch_size if self.in_gan_phase(step) else self.cfg.batch_size
+
+    def l1_step(self, l_n: torch.Tensor, ab_n: torch.Tensor) -> dict[str, float]:
+        with self._autocast():
+            fake = self.G(l_n)
+            loss = self.l1(fake.float(), ab_n)
+        self.opt_l1.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_l1.step()
+        return {"l1": loss.item()}
+
+    def gan_step(self, l_n: torch.Tensor, ab_n: torch.Tensor) -> dict[str, float]:
+        """One pix2pix step: update D on real/fake pairs, then G on cGAN + lambda * L1."""
+        with self._autocast():
+            fake = self.G(l_n)
+        # D
+        self.D.requires_grad_(True)
+        with self._autocast():
+            d_fake = self.D(l_n, fake.detach())
+            d_real = self.D(l_n, ab_n)
+            loss_d = 0.5 * (self.gan_d(d_fake, False) + self.gan_d(d_real, True))
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+        # G
+        self.D.requires_grad_(False)
+        with self._autocast():
+            loss_adv = self.gan_g(self.D(l_n, fake), True)
+            loss_l1 = self.l1(fake.float(), ab_n)
+            loss_g = loss_adv + self.cfg.lambda_l1 * loss_l1
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        return {"l1": loss_l1.item(), "g_adv": loss_adv.item(), "d": loss_d.item()}
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        d = self.cfg.ema_decay
+        # Warm-up so early EMA is not dominated by the random init.
+        d = min(d, (1 + self.step) / (10 + self.step))
+        for e, p in zip(self.G_ema.parameters(), self.G.parameters(), strict=True):
+            e.lerp_(p, 1 - d)
+        for e, b in zip(self.G_ema.buffers(), self.G.buffers(), strict=True):
+            e.copy_(b)
+
+    # -- loop ------------------------------------------------------------------------------
+
+    def run(
+        self,
+        stop_after: int | None = None,
+        on_log: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        """Train from ``self.step`` to ``total_steps`` (or ``stop_after`` more steps)."""
+        end = self.cfg.total_steps
+        if stop_after is not None:
+            end = min(end, self.step + stop_after)
+        if self.step >= end:
+            return
+        losses_path = self.out / "losses.csv"
+        t0, seen = time.time(), 0
+        acc: dict[str, list[float]] = {}
+        for step, l_n, ab_n in self.sampler.stream(self.step, end, self.batch_size_for):
+            l_n = l_n.to(self.device, memory_format=torch.channels_last)
+            ab_n = ab_n.to(self.device, memory_format=torch.channels_last)
+            phase = "gan" if self.in_gan_phase(step) else "l1"
+            out = self.gan_step(l_n, ab_n) if phase == "gan" else self.l1_step(l_n, ab_n)
+            self.step = step + 1
+            self.update_ema()
+            seen += l_n.shape[0]
+            for k, v in out.items():
+                acc.setdefault(k, []).append(v)
+            if self.step % self.cfg.log_every == 0 or self.step == end:
+                rec = {"step": self.step, "phase": phase, "crops_per_s": seen / (time.time() - t0)}
+                rec.update({k: sum(v) / len(v) for k, v in acc.items()})
+                _append_csv(losses_path, rec)
+                if on_log:
+                    on_log(rec)
+                acc, t0, seen = {}, time.time(), 0
+            if self.validator and (self.step % self.cfg.val_every == 0 or self.step == end):
+                self.validate()
+            if self.step % self.cfg.checkpoint_every == 0 or self.step == end:
+                self.save_checkpoint()
+
+    def validate(self) -> dict[str, float]:
+        """Score G_ema on the validation set; export it and keep the best by quality score."""
+        assert self.validator is not None
+        summary = self.validator.run(self.G_ema, self.step)
+        training = {
+            "steps": self.step,
+            "phase": "gan" if self.in_gan_phase(self.step - 1) else "l1",
+            "data": str(self.cfg.data_dir),
+            "recipe": "pix2pix: L1 pre-training, then cGAN + 100*L1; EMA of G",
+        }
+        save_generator(self.G_ema, self.out / "g_latest.safetensors", training=training, metrics=summary)
+        save_discriminator(self.D, self.out / "d_latest.safetensors", steps=self.step)
+        score = quality_score(summary)
+        if score > self.best_score:
+            self.best_score = score
+            save_generator(self.G_ema, self.out / "g_best.safetensors", training=training, metrics=summary)
+            save_discriminator(self.D, self.out / "d_best.safetensors", steps=self.step)
+        return summary
+
+
+def quality_score(summary: dict[str, float]) -> float:
+    """The shipping bar as one number: colourfulness ratio (capped at 1), minus a heavy
+    penalty for each dB of PSNR below the gray baseline."""
+    cf = min(summary.get("colourfulness_ratio", 0.0), 1.0)
+    deficit = max(0.0, summary.get("psnr_gray", 0.0) - summary.get("psnr", 0.0))
+    return cf - 0.5 * deficit
+
+
+def _append_csv(path: Path, rec: dict[str, Any]) -> None:
+    cols = ["step", "phase", "crops_per_s", "l1", "g_adv", "d"]
+    new = not path.exists()
+    with path.open("a") as f:
+        if new:
+            f.write(",".join(cols) + "\n")
+        f.write(",".join(_fmt(rec.get(c, "")) for c in cols) + "\n")
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.6g}" if isinstance(v, float) else str(v)
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    if str(path).endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    return torch.load(path, map_location="cpu", weights_only=True)
