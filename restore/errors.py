@@ -15,3 +15,11 @@ class UnsupportedMedia(RestoreError):
 
 class ImageTooLarge(UnsupportedMedia):
     """An image exceeds the pixel limit (decompression-bomb guard)."""
+
+
+class EncodeError(RestoreError):
+    """An output cannot be encoded or written (unknown codec, container cannot hold it)."""
+
+
+class OutputPathError(RestoreError):
+    """The requested output location cannot work (e.g. it is an input folder or a file)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 from restore.models import GeneratorConfig, UNetGenerator
 from restore.weights import save_generator
 
-torch.set_num_threads(2)
+torch.set_num_threads(int(os.environ.get("RESTORE_TEST_THREADS", "2")))
 
 
 def synthetic_photo(h: int, w: int, seed: int = 0) -> np.ndarray:

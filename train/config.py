@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from restore.models import GeneratorConfig
 
 
 @dataclass(frozen=True)
@@ -13,6 +15,7 @@ class TrainConfig:
     out_dir: Path
     val_dir: Path | None = None
     seed: int = 0
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)  # when not init_g
     # Crops: small crops are ~4x cheaper; images in our data have a 256 px short side,
     # so 128 crops see objects at the scale the generator meets at render size 256.
     crop: int = 128

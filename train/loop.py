@@ -42,7 +42,7 @@ class Trainer:
             self.G, info = load_generator(config.init_g)
             self.step = int(info.metadata.get("training", {}).get("steps") or 0)
         else:
-            self.G = UNetGenerator()
+            self.G = UNetGenerator(config.generator)
             if config.imagenet_encoder:
                 missing = load_imagenet_encoder(self.G, _read_state_dict(config.imagenet_encoder))
                 if missing:

@@ -133,3 +133,4 @@ def eval_cmd(truth_dir: Path, weights: Path | None, render_size: int, device: st
         payload = {"weights": colorizer.info.identity if colorizer.info else None,
                    "render_size": render_size, "mean": summary, "images": [s.to_dict() for s in scores]}
         json_path.write_text(json.dumps(payload, indent=2))
+from restore.cli import photos as _photos  # noqa: E402,F401

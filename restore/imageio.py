@@ -1,0 +1,590 @@
+"""Reading and writing still images with their metadata (EXIF, ICC, resolution, PNG text).
+
+Decoding applies the EXIF orientation (pixels come out upright) and refuses images above
+a pixel limit before any pixel is decoded (decompression bombs). Encoding keeps the
+format given by the output suffix and the bit depth where the format allows it: 8 or 16
+bits for PNG and TIFF, 8 bits for JPEG, WebP and BMP.
+
+Pixels are numpy arrays in RGB order:
+    gray     (H, W)    uint8 or uint16
+    colour   (H, W, 3) uint8 or uint16
+    alpha    (H, W)    same dtype as the colour/gray plane, or None
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import struct
+import warnings
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image, TiffImagePlugin, TiffTags, UnidentifiedImageError
+
+from restore.errors import ImageTooLarge, UnsupportedMedia
+
+log = logging.getLogger(__name__)
+
+#: Output format per (lower-case) suffix.
+FORMATS: dict[str, str] = {
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".png": "PNG",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+}
+SIXTEEN_BIT_FORMATS = frozenset({"PNG", "TIFF"})
+DEFAULT_MAX_PIXELS = 200_000_000
+JPEG_QUALITY = 95
+WEBP_QUALITY = 95
+
+# EXIF tags
+ORIENTATION = 0x0112
+IMAGE_DESCRIPTION = 0x010E
+SOFTWARE = 0x0131
+EXIF_IFD = 0x8769
+GPS_IFD = 0x8825
+INTEROP_IFD = 0xA005
+MAKER_NOTE = 0x927C
+PIXEL_X_DIMENSION = 0xA002
+PIXEL_Y_DIMENSION = 0xA003
+
+# IFD0 tags that describe the old pixel data or its container, not the photo: never carried.
+_STRUCTURE_TAGS = frozenset(
+    {
+        254, 255, 256, 257, 258, 259, 262, 263, 264, 265, 266, 269, 273, 277, 278, 279, 280,
+        281, 284, 285, 297, 317, 318, 319, 320, 321, 322, 323, 324, 325, 330, 332, 338, 339,
+        340, 341, 347, 513, 514, 529, 530, 531, 532, 700, 33723, 34377, 34675, 37724,
+        INTEROP_IFD, ORIENTATION,
+    }
+)  # fmt: skip
+# PNG text keys Pillow puts in ``info`` that are not text we should carry.
+_PNG_SKIP_TEXT = frozenset({"XML:com.adobe.xmp", "Raw profile type exif", "Raw profile type APP1"})
+
+# cv2 decodes the lossless 16-bit capable formats; Pillow the rest (it notices truncation).
+_CV2_FORMATS = frozenset({"PNG", "TIFF"})
+
+# The EXIF orientation value -> how to make the pixels upright (matches PIL.ImageOps.exif_transpose).
+_ORIENT = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+@dataclass(frozen=True)
+class ImageMetadata:
+    """What is carried from an input image to its output.
+
+    ``exif`` is IFD0 as {tag: value} with the Exif and GPS sub-IFDs as nested dicts; text
+    values are raw bytes (EXIF text is not always ASCII). Treat it as read-only.
+    """
+
+    exif: Mapping[int, Any] = field(default_factory=dict)
+    icc: bytes | None = None  # an RGB ICC profile; gray/CMYK profiles cannot describe the output
+    dpi: tuple[float, float] | None = None
+    text: tuple[tuple[str, str], ...] = ()  # PNG tEXt/iTXt chunks
+    lossless: bool = False  # WebP: the input was lossless
+
+
+@dataclass(frozen=True)
+class Picture:
+    """A decoded, upright image.
+
+    ``pixels``: (H, W) or (H, W, 3) uint8/uint16 RGB; ``alpha``: (H, W) same dtype or None.
+    """
+
+    pixels: np.ndarray
+    alpha: np.ndarray | None
+    format: str
+    metadata: ImageMetadata
+    frames: int = 1
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def bit_depth(self) -> int:
+        return 16 if self.pixels.dtype == np.uint16 else 8
+
+    @property
+    def is_gray(self) -> bool:
+        return self.pixels.ndim == 2
+
+
+def format_for(path: Path) -> str | None:
+    """The image format a file name asks for, or None if the suffix is not an image's."""
+    return FORMATS.get(path.suffix.lower())
+
+
+def supports_16bit(path: Path) -> bool:
+    return format_for(path) in SIXTEEN_BIT_FORMATS
+
+
+# ----------------------------------------------------------------------------------- read
+
+
+@dataclass(frozen=True)
+class Header:
+    """What the header says, read without decoding pixels."""
+
+    width: int
+    height: int
+    format: str
+    frames: int
+
+
+def read_header(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Header:
+    """Size and format of an image file, checked against the pixel limit.
+
+    Raises:
+        UnsupportedMedia: empty, unreadable or not an image.
+        ImageTooLarge: more than ``max_pixels`` pixels.
+    """
+    with _open(path.read_bytes(), path, max_pixels) as im:
+        return Header(im.width, im.height, str(im.format), int(getattr(im, "n_frames", 1)))
+
+
+def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
+    """Decode an image file, upright, with the metadata to carry to its output.
+
+    The header is checked against ``max_pixels`` before any pixel is decoded.
+
+    Raises:
+        UnsupportedMedia: empty, corrupt, truncated or not a supported image.
+        ImageTooLarge: more than ``max_pixels`` pixels.
+    """
+    data = path.read_bytes()
+    notes: list[str] = []
+    with _open(data, path, max_pixels) as im:
+        fmt = str(im.format)
+        frames = int(getattr(im, "n_frames", 1))
+        if frames > 1:
+            notes.append(f"only the first of {frames} frames/pages was colorized")
+        exif, orientation = _read_exif(im, notes)
+        meta = ImageMetadata(
+            exif=exif,
+            icc=_rgb_icc(im.info.get("icc_profile")),
+            dpi=_dpi(im.info.get("dpi")),
+            text=_png_text(im.info) if fmt == "PNG" else (),
+            lossless=fmt == "WEBP" and _webp_is_lossless(data),
+        )
+        pixels: np.ndarray | None = None
+        if fmt in _CV2_FORMATS:
+            pixels = _decode_cv2(data)
+        if pixels is None:
+            pixels = _decode_pillow(im, path)
+    del data
+    pixels, alpha = _split_alpha(pixels)
+    if orientation in _ORIENT:
+        pixels = _ORIENT[orientation](pixels)
+        alpha = None if alpha is None else _ORIENT[orientation](alpha)
+        if meta.dpi and orientation >= 5:
+            meta = _replace_dpi(meta, (meta.dpi[1], meta.dpi[0]))
+    return Picture(pixels, alpha, fmt, meta, frames, tuple(notes))
+
+
+class _open:
+    """Pillow's lazy open of in-memory bytes with our errors and pixel limit."""
+
+    def __init__(self, data: bytes, path: Path, max_pixels: int) -> None:
+        self.data, self.path, self.max_pixels = data, path, max_pixels
+        self.im: Image.Image | None = None
+
+    def __enter__(self) -> Image.Image:
+        if not self.data:
+            raise UnsupportedMedia("empty file (0 bytes)")
+        # Our own limit below replaces Pillow's fixed one (it would refuse at 2 x 89 MP).
+        Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, self.max_pixels)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                im = Image.open(io.BytesIO(self.data))
+        except Image.DecompressionBombError as e:
+            raise ImageTooLarge(str(e)) from e
+        except UnidentifiedImageError as e:
+            raise UnsupportedMedia("not a recognised image (corrupt or unsupported format)") from e
+        except (OSError, ValueError, SyntaxError) as e:  # Pillow raises SyntaxError for bad headers
+            raise UnsupportedMedia(f"cannot read the image header: {e}") from e
+        self.im = im
+        pixels = im.width * im.height
+        if pixels > self.max_pixels:
+            im.close()
+            raise ImageTooLarge(
+                f"{im.width}x{im.height} is {pixels / 1e6:.0f} megapixels, over the limit of "
+                f"{self.max_pixels / 1e6:.0f} (raise it with --max-pixels if the memory allows)"
+            )
+        if pixels == 0:
+            raise UnsupportedMedia("image has no pixels")
+        return im
+
+    def __exit__(self, *exc: object) -> None:
+        if self.im is not None:
+            self.im.close()
+
+
+def _decode_cv2(data: bytes) -> np.ndarray | None:
+    """(H, W) or (H, W, 3|4) RGB(A) uint8/uint16, or None if OpenCV cannot decode it."""
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if arr is None:
+        return None
+    if arr.dtype not in (np.uint8, np.uint16):
+        return None  # e.g. float or 32-bit TIFF: let Pillow try, or refuse
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim == 3:
+        arr = arr[:, :, 2::-1] if arr.shape[2] == 3 else arr[:, :, [2, 1, 0, 3]]
+    return arr
+
+
+def _decode_pillow(im: Image.Image, path: Path) -> np.ndarray:
+    """(H, W) or (H, W, 3|4) RGB(A) uint8 (uint16 for 16-bit gray)."""
+    try:
+        im.load()
+        mode = im.mode
+        if mode in ("I;16", "I;16B", "I;16L"):
+            return np.asarray(im, dtype=np.uint16)
+        if mode in ("1", "L"):
+            return np.asarray(im.convert("L"))
+        if mode in ("I", "F"):
+            raise UnsupportedMedia(f"32-bit {'float' if mode == 'F' else 'integer'} images are not supported")
+        has_alpha = mode in ("LA", "La", "RGBA", "RGBa", "PA") or "transparency" in im.info
+        return np.asarray(im.convert("RGBA" if has_alpha else "RGB"))
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise UnsupportedMedia(f"cannot decode: {e}") from e
+
+
+def _split_alpha(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    if pixels.ndim == 3 and pixels.shape[2] == 4:
+        alpha = pixels[:, :, 3]
+        if int(alpha.min()) == np.iinfo(alpha.dtype).max:  # fully opaque: no alpha to keep
+            return pixels[:, :, :3], None
+        return pixels[:, :, :3], alpha
+    if pixels.ndim == 3 and pixels.shape[2] == 2:  # gray + alpha
+        return pixels[:, :, 0], pixels[:, :, 1]
+    return pixels, None
+
+
+def _read_exif(im: Image.Image, notes: list[str]) -> tuple[dict[int, Any], int]:
+    """The EXIF worth carrying (structure tags dropped, text as raw bytes) and the orientation."""
+    try:
+        # PngImageFile.getexif decodes the whole image to look for an eXIf chunk after the
+        # pixels; the base method reads what the header already found (eXIf before IDAT).
+        ex = Image.Image.getexif(im) if im.format == "PNG" else im.getexif()
+        orientation = int(ex.get(ORIENTATION, 1) or 1)
+        carried: dict[int, Any] = {t: _raw(v) for t, v in ex.items() if t not in _STRUCTURE_TAGS}
+        for ifd_tag in (EXIF_IFD, GPS_IFD):
+            carried.pop(ifd_tag, None)
+            sub = ex.get_ifd(ifd_tag)
+            sub = {t: _raw(v) for t, v in sub.items() if t != INTEROP_IFD and not isinstance(v, dict)}
+            if sub:
+                carried[ifd_tag] = sub
+    except Exception as e:  # noqa: BLE001 - any EXIF parser failure: keep the pixels, lose the EXIF
+        notes.append(f"unreadable EXIF not carried over ({e})")
+        return {}, 1
+    return carried, orientation
+
+
+def _raw(value: Any) -> Any:
+    # Pillow decodes EXIF text as latin-1 and would write it back as ASCII with '?' for
+    # anything else; bytes are written unchanged, so UTF-8 captions survive. Pure ASCII
+    # stays str so tags Pillow does not know keep the ASCII type.
+    if isinstance(value, str) and not value.isascii():
+        return value.encode("latin-1", "replace")
+    if isinstance(value, tuple):
+        return tuple(_raw(v) for v in value)
+    return value
+
+
+def _rgb_icc(icc: bytes | None) -> bytes | None:
+    """The profile if it describes RGB data (colour space signature at byte 16)."""
+    if not icc or len(icc) < 132:
+        return None
+    return icc if icc[16:20] == b"RGB " else None
+
+
+def _dpi(dpi: Any) -> tuple[float, float] | None:
+    try:
+        x, y = float(dpi[0]), float(dpi[1])
+    except (TypeError, ValueError, IndexError):
+        return None
+    return (x, y) if x > 0 and y > 0 else None
+
+
+def _replace_dpi(meta: ImageMetadata, dpi: tuple[float, float]) -> ImageMetadata:
+    return ImageMetadata(meta.exif, meta.icc, dpi, meta.text, meta.lossless)
+
+
+def _png_text(info: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    return tuple(
+        (k, str(v))
+        for k, v in info.items()
+        if isinstance(v, str) and k not in _PNG_SKIP_TEXT and 0 < len(k) < 80
+    )
+
+
+def _webp_is_lossless(data: bytes) -> bool:
+    """True if the first image chunk of a RIFF/WEBP file is VP8L (lossless)."""
+    pos = 12
+    while pos + 8 <= len(data):
+        kind = data[pos : pos + 4]
+        if kind in (b"VP8 ", b"VP8L"):
+            return kind == b"VP8L"
+        if kind == b"ANMF":
+            pos += 8 + 16  # an animation frame holds its image chunks after a 16-byte header
+            continue
+        (size,) = struct.unpack("<I", data[pos + 4 : pos + 8])
+        pos += 8 + size + (size & 1)
+    return False
+
+
+# ---------------------------------------------------------------------------------- write
+
+
+@dataclass(frozen=True)
+class Marking:
+    """How an output is marked as machine-made in its metadata."""
+
+    software: str  # EXIF Software / PNG "Software"
+    note: str  # appended to the description (EXIF ImageDescription / PNG "Description")
+
+
+def write_image(
+    path: Path,
+    rgb: np.ndarray,
+    alpha: np.ndarray | None,
+    meta: ImageMetadata,
+    marking: Marking,
+) -> list[str]:
+    """Encode ``rgb`` to ``path`` in the format its suffix names, with metadata.
+
+    Args:
+        path: the file to write (usually a temporary name; the suffix picks the format).
+        rgb: (H, W, 3) uint8 or uint16 RGB. 16-bit is reduced to 8 for JPEG/WebP/BMP.
+        alpha: (H, W) same dtype, or None.
+        meta: carried from the input.
+        marking: software name and colorization note added to the metadata.
+    Returns:
+        Warnings about metadata that could not be written.
+    """
+    fmt = format_for(path)
+    if fmt is None:
+        raise UnsupportedMedia(f"cannot write {path.suffix!r} files")
+    if rgb.dtype == np.uint16 and fmt not in SIXTEEN_BIT_FORMATS:
+        rgb = _to_8bit(rgb)
+    if alpha is not None and alpha.dtype != rgb.dtype:
+        alpha = _to_8bit(alpha) if alpha.dtype == np.uint16 else alpha.astype(np.uint16) * 257
+    height, width = rgb.shape[:2]
+    exif = output_exif(meta.exif, width, height, marking)
+    notes: list[str] = []
+    if fmt == "PNG":
+        _write_png(path, rgb, alpha, meta, exif, marking)
+    elif fmt == "TIFF":
+        _write_tiff(path, rgb, alpha, meta, exif)
+    else:
+        _write_pillow(path, fmt, rgb, alpha, meta, exif, notes)
+    return notes
+
+
+def output_exif(carried: Mapping[int, Any], width: int, height: int, marking: Marking) -> Image.Exif:
+    """The output's EXIF: the carried tags, upright, with our software and note."""
+    ex = Image.Exif()
+    for tag, value in carried.items():
+        ex[tag] = dict(value) if isinstance(value, Mapping) else value
+    ex[ORIENTATION] = 1
+    ex[SOFTWARE] = marking.software.encode()
+    caption = ex.get(IMAGE_DESCRIPTION, b"")
+    caption = (caption.encode() if isinstance(caption, str) else bytes(caption)).rstrip(b"\0 ")
+    note = marking.note.encode()
+    if note not in caption:
+        ex[IMAGE_DESCRIPTION] = caption + b"; " + note if caption else note
+    sub = ex.get(EXIF_IFD)
+    if isinstance(sub, dict):
+        for tag, value in ((PIXEL_X_DIMENSION, width), (PIXEL_Y_DIMENSION, height)):
+            if tag in sub:
+                sub[tag] = value
+    return ex
+
+
+def _exif_bytes(ex: Image.Exif) -> bytes:
+    """TIFF-structured EXIF with the 'Exif\\0\\0' marker (what JPEG and Pillow expect)."""
+    return ex.tobytes()
+
+
+def _to_8bit(a: np.ndarray) -> np.ndarray:
+    return ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+
+
+def _write_pillow(
+    path: Path,
+    fmt: str,
+    rgb: np.ndarray,
+    alpha: np.ndarray | None,
+    meta: ImageMetadata,
+    exif: Image.Exif,
+    notes: list[str],
+) -> None:
+    if alpha is not None and fmt != "JPEG":
+        im = Image.fromarray(np.dstack([rgb, alpha]), "RGBA")
+    else:
+        im = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
+    opts: dict[str, Any] = {}
+    if fmt == "JPEG":
+        opts = {"quality": JPEG_QUALITY, "subsampling": 0}  # 4:4:4: colour is the point
+        if meta.dpi:
+            opts["dpi"] = (round(meta.dpi[0]), round(meta.dpi[1]))
+    elif fmt == "WEBP":
+        opts = {"lossless": True} if meta.lossless else {"quality": WEBP_QUALITY}
+    if fmt in ("JPEG", "WEBP"):
+        opts["exif"] = _exif_bytes(exif)
+        if meta.icc:
+            opts["icc_profile"] = meta.icc
+    try:
+        im.save(path, fmt, **opts)
+    except ValueError as e:
+        if "exif" not in str(e).lower():
+            raise
+        # JPEG holds at most 64 KiB of EXIF; maker notes are the usual reason for more.
+        sub = exif.get(EXIF_IFD)
+        if isinstance(sub, dict):
+            sub.pop(MAKER_NOTE, None)
+        opts["exif"] = _exif_bytes(exif)
+        try:
+            im.save(path, fmt, **opts)
+            notes.append("EXIF maker note dropped (too large for the format)")
+        except ValueError:
+            opts.pop("exif")
+            im.save(path, fmt, **opts)
+            notes.append("EXIF dropped (too large for the format)")
+
+
+# -- PNG: OpenCV encodes (8 and 16 bit); metadata chunks are inserted after IHDR.
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _png_text_chunk(key: str, text: str) -> bytes:
+    try:
+        return _png_chunk(b"tEXt", key.encode("latin-1") + b"\0" + text.encode("latin-1"))
+    except UnicodeEncodeError:
+        return _png_chunk(b"iTXt", key.encode("latin-1", "replace") + b"\0\0\0\0\0" + text.encode())
+
+
+def _write_png(
+    path: Path,
+    rgb: np.ndarray,
+    alpha: np.ndarray | None,
+    meta: ImageMetadata,
+    exif: Image.Exif,
+    marking: Marking,
+) -> None:
+    bgr = np.dstack([rgb[:, :, ::-1], alpha]) if alpha is not None else rgb[:, :, ::-1]
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(bgr), [cv2.IMWRITE_PNG_COMPRESSION, 6])
+    if not ok:
+        raise UnsupportedMedia("PNG encoding failed")
+    data = buf.tobytes()
+    del buf
+    if data[:8] != _PNG_SIGNATURE or data[12:16] != b"IHDR":
+        raise UnsupportedMedia("unexpected PNG encoder output")
+    ihdr_end = 8 + 8 + struct.unpack(">I", data[8:12])[0] + 4
+    chunks = []
+    if meta.icc:
+        chunks.append(_png_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(meta.icc)))
+    if meta.dpi:
+        ppm = [round(d / 0.0254) for d in meta.dpi]
+        chunks.append(_png_chunk(b"pHYs", struct.pack(">IIB", ppm[0], ppm[1], 1)))
+    chunks.append(_png_chunk(b"eXIf", _exif_bytes(exif)[6:]))
+    text = dict(meta.text)
+    text["Software"] = marking.software
+    desc = text.get("Description", "")
+    if marking.note not in desc:
+        text["Description"] = f"{desc}; {marking.note}" if desc else marking.note
+    chunks += [_png_text_chunk(k, v) for k, v in text.items()]
+    with open(path, "wb") as f:
+        f.write(data[:ihdr_end])
+        f.write(b"".join(chunks))
+        f.write(memoryview(data)[ihdr_end:])
+
+
+# -- TIFF: baseline RGB(A), 8 or 16 bit, Deflate with horizontal predictor; the IFD (with
+#    the EXIF sub-IFDs and the ICC profile) is serialised by Pillow.
+
+_TIFF_STRIP_BYTES = 1 << 20
+
+
+def _write_tiff(
+    path: Path,
+    rgb: np.ndarray,
+    alpha: np.ndarray | None,
+    meta: ImageMetadata,
+    exif: Image.Exif,
+) -> None:
+    pixels = np.dstack([rgb, alpha]) if alpha is not None else rgb
+    height, width, channels = pixels.shape
+    bits = 8 * pixels.dtype.itemsize
+    rows = max(1, _TIFF_STRIP_BYTES // (width * channels * pixels.dtype.itemsize))
+    strips: list[bytes] = []
+    for r0 in range(0, height, rows):
+        block = pixels[r0 : r0 + rows]
+        diff = block.copy()
+        diff[:, 1:] -= block[:, :-1]  # predictor 2: horizontal differences, wrapping
+        strips.append(zlib.compress(diff.astype(diff.dtype.newbyteorder("<")).tobytes(), 6))
+    offsets = np.cumsum([0] + [len(s) for s in strips[:-1]]).tolist()
+
+    ifd = TiffImagePlugin.ImageFileDirectory_v2(prefix=b"II")
+    for tag, value in exif.items():
+        if tag != ORIENTATION or value != 1:
+            ifd[tag] = value
+    structure: dict[int, Any] = {
+        256: width,
+        257: height,
+        258: (bits,) * channels,
+        259: 8,  # Adobe Deflate
+        262: 2,  # RGB
+        273: tuple(offsets),  # relative; Pillow adds the end of the IFD
+        274: 1,
+        277: channels,
+        278: rows,
+        279: tuple(len(s) for s in strips),
+        284: 1,  # chunky
+        317: 2,  # horizontal predictor
+        339: (1,) * channels,  # unsigned integers
+    }
+    if alpha is not None:
+        structure[338] = (2,)  # unassociated alpha
+    if meta.dpi:
+        structure.update({282: float(meta.dpi[0]), 283: float(meta.dpi[1]), 296: 2})
+    if meta.icc:
+        structure[34675] = meta.icc
+    for tag, value in structure.items():
+        ifd[tag] = value
+    for tag in (273, 279, 278):
+        ifd.tagtype[tag] = TiffTags.LONG
+    head = b"II*\0" + struct.pack("<I", 8)
+    with open(path, "wb") as f:
+        f.write(head)
+        f.write(ifd.tobytes(8))
+        for s in strips:
+            f.write(s)

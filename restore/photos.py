@@ -1,0 +1,444 @@
+"""The `restore photos` batch job: walk, plan outputs, skip finished work, colorize, write.
+
+    walk -> read (upright, EXIF, ICC) -> batch -> generator at render size -> ab upsampled
+    -> merged with the full-resolution L of the original -> temp file -> rename
+
+No user interaction: results go to a callback, one :class:`FileResult` per input file.
+Memory is bounded by one batch: decoded pixels are reduced to their lightness map at once
+and outputs are merged and quantised in row strips.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from restore import __version__, color
+from restore.engine import Colorizer
+from restore.errors import OutputPathError, RestoreError
+from restore.imageio import (
+    DEFAULT_MAX_PIXELS,
+    ImageMetadata,
+    Marking,
+    format_for,
+    read_image,
+    supports_16bit,
+    write_image,
+)
+from restore.jobs import TEMP_MARK, FileResult, Status, atomic_output, is_temp
+
+log = logging.getLogger(__name__)
+
+OUTPUT_SUFFIX = "_restored"
+STRIP_PIXELS = 1 << 20  # pixels per strip when converting and merging at full resolution
+MARKING = Marking(
+    software=f"restore {__version__}",
+    note=f"machine-colorized by restore {__version__} (colours are estimated)",
+)
+
+
+@dataclass(frozen=True)
+class PhotosConfig:
+    """Options of one run. Built once by the CLI."""
+
+    overwrite: bool = False  # redo outputs that exist and are newer than their input
+    max_pixels: int = DEFAULT_MAX_PIXELS  # refuse larger images (decompression bombs)
+    batch_pixels: int = 64_000_000  # a batch is flushed once it holds this many pixels
+
+
+@dataclass(frozen=True)
+class PhotoTask:
+    """One input file and where its output goes; ``problem`` fails it without reading."""
+
+    input: Path
+    output: Path | None
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    tasks: tuple[PhotoTask, ...]
+    output_roots: tuple[Path, ...]  # mirrored folders (stale temporaries are cleaned here)
+    single_outputs: tuple[Path, ...]  # outputs of file arguments (cleaned one by one)
+
+
+# ----------------------------------------------------------------------------- planning
+
+
+def default_output_root(folder: Path) -> Path:
+    """``<folder>_restored`` beside the folder."""
+    folder = folder.resolve()
+    if folder.parent == folder:
+        raise OutputPathError(f"cannot put the output beside {folder}; choose one with -o")
+    return folder.with_name(folder.name + OUTPUT_SUFFIX)
+
+
+def default_output_file(path: Path) -> Path:
+    """``<stem>_restored<suffix>`` beside the file."""
+    return path.with_name(f"{path.stem}{OUTPUT_SUFFIX}{path.suffix}")
+
+
+def plan(paths: Sequence[Path], output: Path | None = None) -> Plan:
+    """Map every image below ``paths`` to its output.
+
+    Folders are mirrored below ``output`` (default ``<folder>_restored``); files go into
+    ``output`` as a folder (default: beside the file, ``<stem>_restored<suffix>``). With a
+    single file argument, ``output`` may also name the output file (an image suffix that
+    is not an existing folder). Outputs that would collide or overwrite an input are
+    planned as failures; non-image files are left out.
+
+    Raises:
+        OutputPathError: ``output`` is an existing file, or it equals an input folder.
+    """
+    folders = [p for p in paths if p.is_dir()]
+    files = [p for p in paths if not p.is_dir()]
+    output_is_file = (
+        output is not None
+        and len(paths) == 1
+        and len(files) == 1
+        and not output.is_dir()
+        and format_for(output) is not None
+    )
+    if output is not None and not output_is_file and output.exists() and not output.is_dir():
+        raise OutputPathError(f"output {output} is an existing file, not a folder")
+
+    roots: list[tuple[Path, Path]] = []
+    for folder in folders:
+        root = output if output is not None else default_output_root(folder)
+        if root.resolve() == folder.resolve():
+            raise OutputPathError(f"the output folder {root} is the input folder")
+        roots.append((folder, root))
+    exclude = {r.resolve() for _, r in roots}
+
+    pairs: list[tuple[Path, Path | None, str | None]] = []
+    singles: list[Path] = []
+    for f in files:
+        if format_for(f) is None or is_temp(f):
+            continue
+        if output_is_file:
+            assert output is not None
+            out = output
+        else:
+            out = output / f.name if output is not None else default_output_file(f)
+        singles.append(out)
+        pairs.append((f, out, None))
+    for folder, root in roots:
+        for item, problem in walk_images(folder, exclude):
+            out = None if problem else root / item.relative_to(folder)
+            pairs.append((item, out, problem))
+
+    tasks: list[PhotoTask] = []
+    inputs = {p.resolve() for p, _, problem in pairs if problem is None}
+    seen_inputs: set[Path] = set()
+    claimed: dict[Path, Path] = {}
+    for src, out, problem in pairs:
+        key = src.resolve()
+        if problem is None and key in seen_inputs:
+            continue  # the same file reached through two arguments
+        seen_inputs.add(key)
+        if problem is None and out is not None:
+            out_key = out.resolve()
+            if out_key in inputs:
+                problem = f"its output {out} would overwrite an input file"
+            elif out_key in claimed:
+                problem = f"its output {out} is also the output of {claimed[out_key]}"
+            else:
+                claimed[out_key] = src
+        tasks.append(PhotoTask(src, out, problem))
+    return Plan(tuple(tasks), tuple(r for _, r in roots), tuple(singles))
+
+
+def walk_images(root: Path, exclude: Collection[Path] = ()) -> Iterator[tuple[Path, str | None]]:
+    """Image files below ``root``, sorted, as (path, None), or (folder, reason) if unreadable.
+
+    Left out: non-image suffixes, hidden files and folders (``._x.jpg`` resource forks),
+    Synology ``@eaDir`` thumbnails, our temporaries, folders in ``exclude`` (resolved
+    paths, e.g. an output folder inside the input), and earlier outputs of ours named
+    ``x_restored.jpg`` / ``x_restored/`` beside an ``x.jpg`` / ``x/``.
+    """
+    errors: list[OSError] = []
+    for dirpath, dirnames, filenames in os.walk(root, onerror=errors.append):
+        while errors:
+            e = errors.pop()
+            yield Path(e.filename or dirpath), f"cannot read folder: {e.strerror or e}"
+        here = Path(dirpath)
+        names = set(dirnames) | set(filenames)
+        dirnames[:] = sorted(
+            n
+            for n in dirnames
+            if not n.startswith(".")
+            and n != "@eaDir"
+            and not _is_our_output(n, "", names)
+            and (here / n).resolve() not in exclude
+        )
+        for n in sorted(filenames):
+            p = here / n
+            if n.startswith(".") or is_temp(p) or format_for(p) is None:
+                continue
+            if _is_our_output(p.stem, p.suffix, names):
+                continue
+            yield p, None
+    while errors:
+        e = errors.pop()
+        yield Path(e.filename or root), f"cannot read folder: {e.strerror or e}"
+
+
+def _is_our_output(stem: str, suffix: str, siblings: Collection[str]) -> bool:
+    return stem.endswith(OUTPUT_SUFFIX) and stem[: -len(OUTPUT_SUFFIX)] + suffix in siblings
+
+
+def remove_stale_temps(plan_: Plan) -> int:
+    """Delete temporaries left below the outputs by a killed run (kill -9, power loss).
+
+    Temporaries of a run that is still going (another process) are left alone.
+    """
+    found: list[Path] = []
+    for root in plan_.output_roots:
+        if root.is_dir():
+            found += root.rglob(f"*{TEMP_MARK}*")
+    for out in plan_.single_outputs:
+        if out.parent.is_dir():
+            found += out.parent.glob(f".{out.stem}{TEMP_MARK}-*{out.suffix}")
+    n = 0
+    for p in found:
+        if not _owner_alive(p):
+            with contextlib.suppress(OSError):
+                p.unlink()
+                n += 1
+    return n
+
+
+def _owner_alive(temp: Path) -> bool:
+    pid_text = temp.stem.rpartition(TEMP_MARK + "-")[2]
+    if not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def is_up_to_date(task: PhotoTask) -> bool:
+    """The output exists under its final name and is not older than the input."""
+    if task.output is None:
+        return False
+    try:
+        return task.output.stat().st_mtime_ns >= task.input.stat().st_mtime_ns
+    except OSError:
+        return False
+
+
+# ------------------------------------------------------------------------------ pixels
+
+
+def lightness_of(pixels: np.ndarray) -> np.ndarray:
+    """Full-resolution L of an image (colour is reduced to its luminance).
+
+    Args:
+        pixels: (H, W) or (H, W, 3) uint8/uint16 RGB (may be a non-contiguous view).
+    Returns:
+        (H, W) float32 L in [0, 100].
+    """
+    if pixels.ndim == 2:
+        return color.gray_to_l(pixels)
+    height, width = pixels.shape[:2]
+    out = np.empty((height, width), np.float32)
+    rows = max(1, STRIP_PIXELS // width)
+    for r0 in range(0, height, rows):
+        out[r0 : r0 + rows] = color.rgb_to_l(color.to_float_rgb(pixels[r0 : r0 + rows]))
+    return out
+
+
+def merge_full(lightness: np.ndarray, ab_small: np.ndarray, dtype: type[np.integer]) -> np.ndarray:
+    """Upsample ab to full size and merge it with L, strip by strip.
+
+    Same result as ``merge_l_ab(L, Colorizer.upsample_ab(ab, H, W))`` (bilinear, OpenCV
+    pixel centres) without holding full-size float ab and RGB.
+
+    Args:
+        lightness: (H, W) float32 L in [0, 100].
+        ab_small: (h, w, 2) float32 ab at render size.
+        dtype: np.uint8 or np.uint16, the output's sample type.
+    Returns:
+        (H, W, 3) ``dtype`` RGB.
+    """
+    height, width = lightness.shape
+    h = ab_small.shape[0]
+    # Horizontal pass once (small: h rows), vertical pass per strip.
+    wide = ab_small
+    if ab_small.shape[1] != width:
+        wide = cv2.resize(ab_small, (width, h), interpolation=cv2.INTER_LINEAR)
+    top = float(np.iinfo(dtype).max)
+    out = np.empty((height, width, 3), dtype)
+    rows = max(1, STRIP_PIXELS // width)
+    for r0 in range(0, height, rows):
+        r1 = min(height, r0 + rows)
+        rgb = color.merge_l_ab(lightness[r0:r1], _rows_bilinear(wide, height, r0, r1))
+        out[r0:r1] = (rgb * top + 0.5).astype(dtype)
+    return out
+
+
+def _rows_bilinear(src: np.ndarray, height: int, r0: int, r1: int) -> np.ndarray:
+    """Rows r0..r1 of ``src`` (h, W, C) resized to ``height`` rows, as cv2.INTER_LINEAR does."""
+    h = src.shape[0]
+    if h == height:
+        return src[r0:r1]
+    sy = (np.arange(r0, r1, dtype=np.float64) + 0.5) * (h / height) - 0.5
+    y0 = np.floor(sy).astype(np.int64)
+    fy = (sy - y0).astype(np.float32)
+    fy[y0 < 0] = 0.0
+    y0 = np.clip(y0, 0, h - 1)
+    fy[y0 >= h - 1] = 0.0
+    y1 = np.minimum(y0 + 1, h - 1)
+    fy = fy[:, None, None]
+    return src[y0] * (1.0 - fy) + src[y1] * fy
+
+
+# --------------------------------------------------------------------------------- run
+
+
+@dataclass
+class _Loaded:
+    """An image between decoding and writing: its L maps, alpha and metadata."""
+
+    task: PhotoTask
+    lightness: np.ndarray  # (H, W) float32 L in [0, 100]
+    small: np.ndarray  # (h, w) float32 L at render size
+    alpha: np.ndarray | None
+    bit_depth: int
+    metadata: ImageMetadata
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def pixels(self) -> int:
+        return int(self.lightness.size)
+
+
+def run(
+    tasks: Sequence[PhotoTask],
+    colorizer: Colorizer,
+    config: PhotosConfig,
+    on_result: Callable[[FileResult], None],
+    marking: Marking = MARKING,
+) -> None:
+    """Colorize every task, calling ``on_result`` once per task (in input order per batch).
+
+    A failing file is reported and the run goes on. KeyboardInterrupt propagates; no
+    output is ever left under its final name unless complete.
+    """
+    batch: list[_Loaded] = []
+    for task in tasks:
+        if task.problem is not None or task.output is None:
+            on_result(FileResult(task.input, task.output, Status.FAILED, task.problem))
+            continue
+        if not config.overwrite and is_up_to_date(task):
+            on_result(FileResult(task.input, task.output, Status.SKIPPED))
+            continue
+        t0 = time.perf_counter()
+        try:
+            batch.append(_load(task, colorizer, config))
+        except Exception as e:  # noqa: BLE001 - one bad file never stops the run
+            on_result(_failed(task, e, time.perf_counter() - t0))
+            continue
+        batch[-1].seconds = time.perf_counter() - t0
+        if len(batch) >= colorizer.config.batch_size or sum(x.pixels for x in batch) >= config.batch_pixels:
+            _flush(batch, colorizer, on_result, marking)
+            batch = []
+    _flush(batch, colorizer, on_result, marking)
+
+
+def _load(task: PhotoTask, colorizer: Colorizer, config: PhotosConfig) -> _Loaded:
+    picture = read_image(task.input, config.max_pixels)
+    # Hook for later speed work: the generator only needs `small`; a reduced decode
+    # (JPEG draft mode) could produce it without the full-size L of colour images.
+    lightness = lightness_of(picture.pixels)
+    small = colorizer.downsize(lightness)
+    return _Loaded(
+        task,
+        lightness,
+        small,
+        None if picture.alpha is None else np.ascontiguousarray(picture.alpha),
+        picture.bit_depth,
+        picture.metadata,
+        list(picture.warnings),
+    )
+
+
+def _flush(
+    batch: list[_Loaded],
+    colorizer: Colorizer,
+    on_result: Callable[[FileResult], None],
+    marking: Marking,
+) -> None:
+    if not batch:
+        return
+    t0 = time.perf_counter()
+    try:
+        predictions = colorizer.predict([x.small for x in batch])
+    except Exception as e:  # noqa: BLE001
+        if len(batch) > 1:  # find the one that fails, keep the others
+            for item in batch:
+                _flush([item], colorizer, on_result, marking)
+            return
+        on_result(_failed(batch[0].task, e, batch[0].seconds))
+        return
+    share = (time.perf_counter() - t0) / len(batch)
+    for item, ab in zip(batch, predictions, strict=True):
+        t1 = time.perf_counter()
+        height, width = item.lightness.shape
+        try:
+            _write(item, ab, marking)
+        except Exception as e:  # noqa: BLE001
+            on_result(_failed(item.task, e, item.seconds + share + time.perf_counter() - t1))
+            continue
+        on_result(
+            FileResult(
+                item.task.input,
+                item.task.output,
+                Status.DONE,
+                seconds=item.seconds + share + time.perf_counter() - t1,
+                warnings=item.warnings,
+                extra={"width": width, "height": height, "bit_depth": item.bit_depth},
+            )
+        )
+    batch.clear()
+
+
+def _write(item: _Loaded, ab_small: np.ndarray, marking: Marking) -> None:
+    out = item.task.output
+    assert out is not None
+    dtype = np.uint16 if item.bit_depth == 16 and supports_16bit(out) else np.uint8
+    rgb = merge_full(item.lightness, ab_small, dtype)
+    item.lightness = item.small = np.empty((0, 0), np.float32)  # free before encoding
+    with atomic_output(out) as tmp:
+        item.warnings += write_image(tmp, rgb, item.alpha, item.metadata, marking)
+
+
+def _failed(task: PhotoTask, error: BaseException, seconds: float) -> FileResult:
+    if isinstance(error, (RestoreError, OSError)):
+        reason = str(error) if not isinstance(error, OSError) else _os_reason(error)
+        log.debug("failed %s", task.input, exc_info=True)
+    elif isinstance(error, MemoryError):
+        reason = "out of memory (try a smaller --max-pixels or --batch-size)"
+    else:  # a bug or a library failure we did not anticipate: keep the traceback in the log
+        reason = f"{type(error).__name__}: {error}"
+        log.error("unexpected error on %s", task.input, exc_info=error)
+    return FileResult(task.input, task.output, Status.FAILED, reason, seconds)
+
+
+def _os_reason(e: OSError) -> str:
+    where = f": {e.filename}" if e.filename else ""
+    return f"{e.strerror or e}{where}"
+

@@ -1,0 +1,18 @@
+"""Video colorization: streaming PyAV pipeline that keeps timestamps and every other stream."""
+
+from restore.video.files import VIDEO_SUFFIXES, list_videos, plan_outputs
+from restore.video.pipeline import Batch, FrameItem, TemporalStage, VideoResult, colorize_video
+from restore.video.streams import EncodeConfig, StreamNote
+
+__all__ = [
+    "VIDEO_SUFFIXES",
+    "Batch",
+    "EncodeConfig",
+    "FrameItem",
+    "StreamNote",
+    "TemporalStage",
+    "VideoResult",
+    "colorize_video",
+    "list_videos",
+    "plan_outputs",
+]

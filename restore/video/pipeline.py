@@ -1,0 +1,530 @@
+"""Colorizing one film, streaming: demux -> decode -> batch -> colorize -> encode -> mux.
+
+Three threads with bounded queues overlap the work (PyAV codecs and torch release the GIL):
+
+    reader:  demux, decode, L of each frame, batches   ──q_in──►
+    caller:  generator at render size, optional temporal stage ──q_out──►
+    writer:  merge L+ab, encode with the input pts, mux; other streams copied in demux order
+
+At most ``2 * queue_depth + 3`` batches exist at once, whatever the length of the film.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import logging
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Protocol
+
+import av
+import numpy as np
+from av.container import InputContainer
+from av.video.stream import VideoStream
+
+from restore import color
+from restore.engine import Colorizer
+from restore.errors import EncodeError, UnsupportedMedia
+from restore.video.frames import frame_lightness, rgb_to_frame
+from restore.video.streams import (
+    NO_PTS_FORMATS,
+    EncodeConfig,
+    OutputLayout,
+    Route,
+    StreamNote,
+    apply_display_matrix,
+    open_output,
+)
+
+log = logging.getLogger(__name__)
+
+#: Non-video packets per batch once video is flowing (bounds memory on audio-only stretches).
+MAX_PASSENGERS = 512
+#: Non-video packets tolerated before the first video frame decodes.
+MAX_PACKETS_BEFORE_VIDEO = 20_000
+#: Frames over which timestamps are re-sorted. Decoders return frames in display order, but
+#: some files (AVI with packed B-frames) attach the timestamps in decode order; the set of
+#: timestamps is right, their order is not. Well-formed input is unchanged by the sort.
+REORDER_WINDOW = 8
+
+
+@dataclass
+class FrameItem:
+    """One input frame on its way through the pipeline."""
+
+    frame: av.VideoFrame  # the decoded input frame (side data, colorimetry)
+    pts: int  # output pts in the input stream's time base (the input's, made strictly increasing)
+    duration: int  # in the same time base; 0 if unknown
+    lightness: np.ndarray  # (H, W) float32 L in [0, 100], full resolution
+    ab: np.ndarray | None = None  # (H, W, 2) float32 ab, set by the colorize stage
+
+
+#: A non-video stream's payload in demux order: a packet to copy, an audio frame to re-encode,
+#: or None to flush that stream's encoder.
+Passenger = tuple[Route, "av.Packet | av.AudioFrame | None"]
+
+
+@dataclass
+class Batch:
+    """Up to ``batch_size`` consecutive frames plus the other streams' packets demuxed with them."""
+
+    items: list[FrameItem] = field(default_factory=list)
+    passengers: list[Passenger] = field(default_factory=list)
+
+
+#: A stage between colorize and encode (e.g. flicker reduction). It receives the colorized
+#: batches in order and must yield every batch, in order, with ``ab`` set (it may hold a few
+#: back to look ahead, and replace ``ab``).
+TemporalStage = Callable[[Iterator[Batch]], Iterator[Batch]]
+
+
+class FrameProgress(Protocol):
+    """Progress callbacks, called from the caller's thread."""
+
+    def start(self, total_frames: int | None) -> None: ...
+
+    def advance(self, frames: int) -> None: ...
+
+
+@dataclass
+class VideoResult:
+    """What :func:`colorize_video` wrote."""
+
+    frames: int
+    duration: float | None  # seconds of video written
+    size: tuple[int, int]  # (width, height) encoded
+    streams: list[StreamNote]
+    warnings: list[str]
+
+    def report(self) -> dict[str, Any]:
+        """Per-file fields for the job report."""
+        return {
+            "frames": self.frames,
+            "duration": round(self.duration, 6) if self.duration is not None else None,
+            "size": list(self.size),
+            "streams": [n.to_dict() for n in self.streams],
+        }
+
+
+def colorize_video(
+    src: Path,
+    dst: Path,
+    colorizer: Colorizer,
+    config: EncodeConfig = EncodeConfig(),
+    *,
+    progress: FrameProgress | None = None,
+    stage: TemporalStage | None = None,
+    queue_depth: int = 1,
+) -> VideoResult:
+    """Colorize the first video stream of ``src`` into ``dst``, carrying every other stream.
+
+    Each output frame keeps its input frame's pts (in the input's time base), so frame count,
+    variable frame rate and duration survive. Audio, subtitle and data packets are copied
+    unchanged; audio the output container cannot hold is re-encoded (with a warning).
+
+    ``dst`` is written directly (callers wrap it in :func:`restore.jobs.atomic_output`); on any
+    exception, including KeyboardInterrupt, the worker threads are stopped before it propagates.
+
+    Raises:
+        UnsupportedMedia: ``src`` cannot be opened, has no video stream, or no frame decodes.
+        EncodeError: the output cannot be encoded or written.
+    """
+    try:
+        inp = av.open(str(src))
+    except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
+        raise UnsupportedMedia(f"cannot read {src.name}: {e}") from e
+    try:
+        video_in = _pick_video(inp, src)
+        video_in.thread_type = "AUTO"
+        if config.threads:
+            video_in.codec_context.thread_count = config.threads
+        try:
+            layout = open_output(dst, inp, video_in, config)
+        except av.FFmpegError as e:
+            raise EncodeError(f"cannot create {dst.name}: {e}") from e
+        run = _Run(inp, video_in, layout, colorizer, stage, queue_depth)
+        if progress is not None:
+            progress.start(_expected_frames(inp, video_in))
+        ok = False
+        try:
+            run.execute(progress)
+            ok = True
+        finally:
+            try:
+                layout.container.close()  # writes the trailer
+            except av.FFmpegError as e:
+                if ok:
+                    raise EncodeError(f"cannot finish {dst.name}: {e}") from e
+    finally:
+        inp.close()
+    return VideoResult(run.frames_written, run.duration(), layout.size, layout.notes,
+                       layout.warnings + run.warnings(inp))
+
+
+def _pick_video(inp: InputContainer, src: Path) -> VideoStream:
+    cover = av.stream.Disposition.attached_pic
+    for s in inp.streams.video:
+        if not s.disposition & cover and s.codec_context is not None:
+            return s
+    raise UnsupportedMedia(f"{src.name} has no video stream")
+
+
+def _seconds(ticks: int | None, time_base: Fraction | None) -> float | None:
+    return float(ticks * time_base) if ticks is not None and time_base else None
+
+
+def _stream_span(inp: InputContainer, s: VideoStream) -> tuple[float | None, float | None]:
+    """(start, end) of the video stream in seconds, from the best source the file offers."""
+    start = _seconds(s.start_time, s.time_base)
+    dur = _seconds(s.duration, s.time_base)
+    if dur is None:  # Matroska keeps per-stream durations as a tag
+        tag = next((v for k, v in s.metadata.items() if k.upper() == "DURATION"), None)
+        if tag:
+            with contextlib.suppress(ValueError):
+                h, m, sec = tag.split(":")
+                dur = int(h) * 3600 + int(m) * 60 + float(sec)
+    if dur is None and inp.duration:
+        dur = inp.duration / av.time_base
+        if start is None and inp.start_time is not None:
+            start = inp.start_time / av.time_base
+    if dur is None:
+        return start, None
+    return start, (start or 0.0) + dur
+
+
+def _expected_frames(inp: InputContainer, s: VideoStream) -> int | None:
+    if s.frames:
+        return s.frames
+    start, end = _stream_span(inp, s)
+    rate = s.average_rate or s.guessed_rate
+    if end is None or not rate:
+        return None
+    return max(1, round((end - (start or 0.0)) * float(rate)))
+
+
+class _Stopped(Exception):
+    """A worker noticed the stop flag (another thread failed or the run was interrupted)."""
+
+
+_END = object()
+
+
+class _Run:
+    """One pass over a file: owns the threads and their bookkeeping."""
+
+    def __init__(self, inp: InputContainer, video_in: VideoStream, layout: OutputLayout,
+                 colorizer: Colorizer, stage: TemporalStage | None, queue_depth: int) -> None:
+        self.inp = inp
+        self.video_in = video_in
+        self.layout = layout
+        self.colorizer = colorizer
+        self.stage = stage
+        self.batch_size = max(1, colorizer.config.batch_size)
+        self.q_in: queue.Queue[Any] = queue.Queue(maxsize=max(1, queue_depth))
+        self.q_out: queue.Queue[Any] = queue.Queue(maxsize=max(1, queue_depth))
+        self.stop = threading.Event()
+        self.errors: list[BaseException] = []
+        tb = video_in.time_base or Fraction(1, 90000)
+        self.time_base = tb
+        rate = video_in.average_rate or video_in.guessed_rate or Fraction(25)
+        self.default_step = max(1, round(1 / (rate * tb)))
+        # reader bookkeeping
+        self.frames_decoded = 0
+        self.decode_errors = 0
+        self.first_decode_error: str | None = None
+        self.demux_error: str | None = None
+        self.untimed_frames = 0
+        self.nudged_frames = 0
+        self.untimed_packets = 0
+        self.last_pts: int | None = None
+        self.last_stamp: int | None = None
+        # AVI keeps no pts: a frame's time is its index. FFmpeg reads the first frame of some
+        # AVIs one tick late; AVI to AVI, frames keep their index (the first packet's dts).
+        self.index_timed = (inp.format.name in NO_PTS_FORMATS
+                            and layout.container.format.name in NO_PTS_FORMATS)
+        self.first_packet_dts: int | None = None
+        self.pts_shift: int | None = None
+        self.first_pts: int | None = None
+        # writer bookkeeping
+        self.frames_written = 0
+        self.end_pts: int | None = None
+        self.dead_routes: dict[int, str] = {}
+        self.resized_frames = 0
+
+    # -- orchestration ---------------------------------------------------------------------
+
+    def execute(self, progress: FrameProgress | None) -> None:
+        reader = threading.Thread(target=self._guard, args=(self._read,), name="restore-read",
+                                  daemon=True)
+        writer = threading.Thread(target=self._guard, args=(self._write,), name="restore-write",
+                                  daemon=True)
+        reader.start()
+        writer.start()
+        try:
+            batches = self._colorized()
+            if self.stage is not None:
+                batches = self.stage(batches)
+            for batch in batches:
+                self._put(self.q_out, batch)
+                if progress is not None and batch.items:
+                    progress.advance(len(batch.items))
+            self._put(self.q_out, _END)
+        except _Stopped:
+            pass  # a worker failed: its error is raised below
+        except BaseException:
+            self.stop.set()  # interrupted or the model failed: stop the workers, then propagate
+            raise
+        finally:
+            reader.join()
+            writer.join()
+        if self.errors:
+            raise self.errors[0]
+
+    def _guard(self, work: Callable[[], None]) -> None:
+        try:
+            work()
+        except _Stopped:
+            pass
+        except BaseException as e:  # handed to the caller's thread
+            self.errors.append(e)
+            self.stop.set()
+
+    def _put(self, q: queue.Queue[Any], item: object) -> None:
+        while True:
+            if self.stop.is_set():
+                raise _Stopped
+            try:
+                q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _get(self, q: queue.Queue[Any]) -> Any:
+        while True:
+            try:
+                return q.get(timeout=0.1)
+            except queue.Empty:
+                if self.stop.is_set():
+                    raise _Stopped from None
+
+    # -- caller's thread: the generator ------------------------------------------------------
+
+    def _colorized(self) -> Iterator[Batch]:
+        while True:
+            batch = self._get(self.q_in)
+            if batch is _END:
+                return
+            if batch.items:
+                abs_ = self.colorizer.ab_full([it.lightness for it in batch.items])
+                for it, ab in zip(batch.items, abs_, strict=True):
+                    it.ab = ab
+            yield batch
+
+    # -- reader thread ----------------------------------------------------------------------
+
+    def _read(self) -> None:
+        vs = self.video_in
+        batch = Batch()
+        started = False  # nothing is handed on before the first frame (it carries the rotation)
+        reencoded = [r for r in self.layout.routes.values() if r.reencode]
+
+        def emit() -> None:
+            nonlocal batch
+            self._put(self.q_in, batch)
+            batch = Batch()
+
+        pending: deque[av.VideoFrame] = deque()  # decoded, waiting for their timestamp
+        stamps: list[int] = []  # heap of the pending frames' timestamps
+
+        def take(frames: list[av.VideoFrame], drain: bool = False) -> None:
+            nonlocal started
+            for frame in frames:
+                pending.append(frame)
+                heapq.heappush(stamps, self._stamp(frame))
+            while pending and (drain or len(pending) > REORDER_WINDOW):
+                batch.items.append(self._item(pending.popleft(), heapq.heappop(stamps)))
+                started = True
+                if len(batch.items) >= self.batch_size:
+                    emit()
+
+        try:
+            for packet in self.inp.demux():
+                if self.stop.is_set():
+                    raise _Stopped
+                if packet.stream.index == vs.index:
+                    if packet.size:
+                        if self.first_packet_dts is None:
+                            self.first_packet_dts = packet.dts
+                        take(self._decode_video(packet))
+                    continue
+                route = self.layout.routes.get(packet.stream.index)
+                if route is None or not packet.size:
+                    continue  # a dropped stream, or the demuxer's empty flush packet
+                if packet.dts is None and packet.pts is None:
+                    self.untimed_packets += 1
+                    continue
+                if route.reencode:
+                    batch.passengers += [(route, f) for f in self._decode_audio(packet)]
+                else:
+                    batch.passengers.append((route, packet))
+                if started and len(batch.passengers) >= MAX_PASSENGERS:
+                    emit()
+                elif not started and len(batch.passengers) > MAX_PACKETS_BEFORE_VIDEO:
+                    raise UnsupportedMedia("no video frame decodes (only other streams' packets)")
+        except av.FFmpegError as e:  # truncated or damaged container: keep what decoded
+            self.demux_error = str(e)
+        take(self._decode_video(None), drain=True)
+        for route in reencoded:
+            batch.passengers += [(route, f) for f in self._decode_audio(None, route)]
+            batch.passengers.append((route, None))
+        if not started:
+            raise UnsupportedMedia("no video frame could be decoded"
+                                   + (f": {self.first_decode_error}" if self.first_decode_error else ""))
+        if batch.items or batch.passengers:
+            emit()
+        self._put(self.q_in, _END)
+
+    def _decode_video(self, packet: av.Packet | None) -> list[av.VideoFrame]:
+        try:
+            return self.video_in.decode(packet)
+        except av.EOFError:
+            return []
+        except av.FFmpegError as e:  # a damaged packet: skip it, keep going
+            self.decode_errors += 1
+            self.first_decode_error = self.first_decode_error or str(e)
+            return []
+
+    def _decode_audio(self, packet: av.Packet | None, route: Route | None = None) -> list[Any]:
+        """Audio frames to re-encode; ``packet=None`` flushes the decoder of ``route``'s stream."""
+        try:
+            if packet is None:
+                assert route is not None
+                return self.inp.streams[route.note.index].decode(None)
+            return packet.decode()
+        except av.FFmpegError as e:
+            log.debug("audio packet not decodable: %s", e)
+            return []
+
+    def _stamp(self, frame: av.VideoFrame) -> int:
+        """The frame's pts in the stream time base (its dts, or the next tick, if it has none)."""
+        ts = frame.pts if frame.pts is not None else frame.dts
+        if ts is None:
+            self.untimed_frames += 1
+            base = self.last_stamp if self.last_stamp is not None else -self.default_step
+            ts = base + (int(frame.duration or 0) or self.default_step)
+        elif frame.time_base and frame.time_base != self.time_base:
+            ts = round(ts * frame.time_base / self.time_base)
+        self.last_stamp = ts
+        return ts
+
+    def _item(self, frame: av.VideoFrame, pts: int) -> FrameItem:
+        if self.pts_shift is None:
+            self.pts_shift = 0
+            if self.index_timed and self.first_packet_dts is not None:
+                self.pts_shift = self.first_packet_dts - pts
+        pts += self.pts_shift
+        if self.last_pts is not None and pts <= self.last_pts:
+            self.nudged_frames += 1  # encoders need strictly increasing pts
+            pts = self.last_pts + 1
+        if self.first_pts is None:
+            self.first_pts = pts
+        self.last_pts = pts
+        self.frames_decoded += 1
+        return FrameItem(frame, pts, int(frame.duration or 0), frame_lightness(frame))
+
+    # -- writer thread ----------------------------------------------------------------------
+
+    def _write(self) -> None:
+        out = self.layout.container
+        video = self.layout.video
+        configured = False
+        while True:
+            batch = self._get(self.q_out)
+            if batch is _END:
+                break
+            if not configured and batch.items:
+                apply_display_matrix(video, batch.items[0].frame)  # before the header is written
+                configured = True
+            for route, payload in batch.passengers:
+                self._pass(route, payload)
+            for it in batch.items:
+                if it.ab is None:
+                    raise RuntimeError("a frame reached the encoder without ab (temporal stage bug)")
+                frame = self._encodable(it)
+                try:
+                    out.mux(video.encode(frame))
+                except av.FFmpegError as e:
+                    raise EncodeError(f"encoding frame {self.frames_written}: {e}") from e
+                self.frames_written += 1
+                self.end_pts = it.pts + (it.duration or self.default_step)
+        try:
+            out.mux(video.encode(None))
+        except av.FFmpegError as e:
+            raise EncodeError(f"flushing the encoder: {e}") from e
+
+    def _encodable(self, it: FrameItem) -> av.VideoFrame:
+        assert it.ab is not None
+        rgb = color.merge_l_ab(it.lightness, it.ab)  # (H, W, 3) float32 in [0, 1]
+        size = self.layout.size
+        if abs(rgb.shape[1] - size[0]) > 1 or abs(rgb.shape[0] - size[1]) > 1:
+            self.resized_frames += 1  # the input changed resolution mid-stream
+        frame = rgb_to_frame(rgb, size, self.layout.pix_fmt)
+        frame.pts = it.pts
+        frame.time_base = self.time_base
+        frame.duration = it.duration
+        return frame
+
+    def _pass(self, route: Route, payload: av.Packet | av.AudioFrame | None) -> None:
+        index = route.note.index
+        if index in self.dead_routes:
+            return
+        try:
+            if route.reencode:
+                self.layout.container.mux(route.out.encode(payload))
+            else:
+                assert payload is not None
+                payload.stream = route.out
+                self.layout.container.mux(payload)
+        except av.FFmpegError as e:
+            self.dead_routes[index] = str(e)  # reported; the video goes on
+
+    # -- results ----------------------------------------------------------------------------
+
+    def duration(self) -> float | None:
+        if self.first_pts is None or self.end_pts is None:
+            return None
+        return float((self.end_pts - self.first_pts) * self.time_base)
+
+    def warnings(self, inp: InputContainer) -> list[str]:
+        out = []
+        n = self.frames_decoded
+        start, expected_end = _stream_span(inp, self.video_in)
+        got_end = None if self.end_pts is None else float(self.end_pts * self.time_base)
+        if self.demux_error:
+            out.append(f"decoding stopped at frame {n}: {self.demux_error}")
+        elif expected_end is not None and got_end is not None:
+            frame_time = float(self.default_step * self.time_base)
+            if expected_end - got_end > 2 * frame_time + 0.05:
+                out.append(f"decoding stopped at frame {n} ({got_end - (start or 0.0):.2f} s of "
+                           f"{expected_end - (start or 0.0):.2f} s): input truncated or damaged")
+        if self.decode_errors:
+            out.append(f"{self.decode_errors} video packet(s) could not be decoded and were "
+                       f"skipped (first: {self.first_decode_error})")
+        if self.untimed_frames:
+            out.append(f"{self.untimed_frames} frame(s) had no timestamp; placed after the previous one")
+        if self.nudged_frames:
+            out.append(f"{self.nudged_frames} frame(s) had non-increasing timestamps; moved by one tick")
+        if self.untimed_packets:
+            out.append(f"{self.untimed_packets} packet(s) of other streams had no timestamp; skipped")
+        if self.resized_frames:
+            out.append(f"{self.resized_frames} frame(s) changed size mid-stream; rescaled to "
+                       f"{self.layout.size[0]}x{self.layout.size[1]}")
+        for index, err in self.dead_routes.items():
+            out.append(f"stream #{index} could not be written and was cut short: {err}")
+        return out

@@ -1,0 +1,244 @@
+"""Image reading and writing: formats, bit depth, orientation, EXIF, ICC, refusals."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image, ImageCms, ImageOps
+
+from restore.errors import ImageTooLarge, UnsupportedMedia
+from restore.imageio import ImageMetadata, Marking, read_image, write_image
+from tests.conftest import synthetic_photo
+
+MARK = Marking(software="restore test", note="machine-colorized (test)")
+CAPTION = "Oma Käthe am See, Sommer 1932"
+SRGB_ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def make_exif(orientation: int = 1) -> Image.Exif:
+    """EXIF as a scanner or camera writes it: camera, dates, a UTF-8 caption, GPS."""
+    ex = Image.Exif()
+    ex[271] = "Agfa"
+    ex[272] = "Isolette"
+    ex[306] = "2001:02:03 04:05:06"
+    ex[270] = CAPTION.encode("utf-8")
+    ex[274] = orientation
+    ex[0x8769] = {36867: "1932:07:01 12:00:00", 0x9286: b"ASCII\0\0\0scanned by Ida"}
+    ex[0x8825] = {1: "N", 2: (52.0, 31.0, 12.0)}
+    return ex
+
+
+def gray(h: int = 40, w: int = 56, seed: int = 0) -> np.ndarray:
+    return cv2.cvtColor(synthetic_photo(h, w, seed), cv2.COLOR_RGB2GRAY)
+
+
+def save_with_pillow(path: Path, pixels: np.ndarray, **opts: object) -> Path:
+    Image.fromarray(pixels).save(path, **opts)
+    return path
+
+
+def check_exif(path: Path) -> None:
+    """The output carries the input's camera, dates, caption and GPS, plus our marking."""
+    ex = Image.open(path).getexif()
+    assert ex[271] == "Agfa" and ex[272] == "Isolette" and ex[306] == "2001:02:03 04:05:06"
+    assert ex.get(274, 1) == 1
+    assert ex[305] == "restore test"
+    desc = ex[270].encode("latin-1").decode("utf-8")  # Pillow reads EXIF text as latin-1
+    assert desc == f"{CAPTION}; machine-colorized (test)"
+    sub = ex.get_ifd(0x8769)
+    assert sub[36867] == "1932:07:01 12:00:00"
+    assert sub[0x9286].endswith(b"scanned by Ida")
+    assert ex.get_ifd(0x8825)[1] == "N"
+
+
+# ------------------------------------------------------------------------------ reading
+
+
+@pytest.mark.parametrize("name", ["a.png", "a.tif", "a.bmp", "a.webp"])
+def test_read_lossless_8bit_gray_is_exact(tmp_path: Path, name: str) -> None:
+    g = gray()
+    opts = {"lossless": True} if name.endswith("webp") else {}
+    pic = read_image(save_with_pillow(tmp_path / name, g, **opts))
+    got = pic.pixels if pic.is_gray else pic.pixels[..., 0]  # WebP decodes to RGB
+    assert got.dtype == np.uint8 and got.shape == g.shape
+    np.testing.assert_array_equal(got, g)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_read_16bit_keeps_16_bits(tmp_path: Path, suffix: str) -> None:
+    g16 = (gray().astype(np.uint16) * 257 + 3).astype(np.uint16)
+    rgb16 = np.dstack([g16, g16 // 2, g16 // 3])
+    cv2.imwrite(str(tmp_path / f"g{suffix}"), g16)
+    cv2.imwrite(str(tmp_path / f"c{suffix}"), rgb16[..., ::-1])  # cv2 wants BGR
+    pg = read_image(tmp_path / f"g{suffix}")
+    pc = read_image(tmp_path / f"c{suffix}")
+    assert pg.bit_depth == 16 and pg.is_gray
+    np.testing.assert_array_equal(pg.pixels, g16)
+    assert pc.bit_depth == 16 and not pc.is_gray
+    np.testing.assert_array_equal(pc.pixels, rgb16)  # and in RGB order
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_orientation_matches_pillow_exif_transpose(tmp_path: Path, orientation: int) -> None:
+    rgb = synthetic_photo(30, 50, seed=orientation)
+    path = tmp_path / "o.png"  # lossless, so the comparison can be exact
+    Image.fromarray(rgb).save(path, exif=make_exif(orientation))
+    pic = read_image(path)
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))
+    assert pic.pixels.shape == expected.shape
+    np.testing.assert_array_equal(pic.pixels, expected)
+
+
+def test_read_keeps_exif_icc_dpi_and_drops_gray_icc(tmp_path: Path) -> None:
+    path = save_with_pillow(
+        tmp_path / "a.jpg", gray(), exif=make_exif(), icc_profile=SRGB_ICC, dpi=(600, 600)
+    )
+    meta = read_image(path).metadata
+    assert meta.icc == SRGB_ICC
+    assert meta.dpi == (600, 600)
+    assert meta.exif[270] == CAPTION.encode("utf-8")  # raw bytes, not '?'-mangled
+    assert 274 not in meta.exif  # the orientation is applied, not carried
+    fake_gray_icc = bytes(16) + b"GRAY" + bytes(200)
+    path2 = save_with_pillow(tmp_path / "b.jpg", gray(), icc_profile=fake_gray_icc)
+    assert read_image(path2).metadata.icc is None  # a gray profile cannot describe RGB output
+
+
+def test_alpha_is_kept_and_opaque_alpha_dropped(tmp_path: Path) -> None:
+    rgba = np.dstack([synthetic_photo(20, 24), np.full((20, 24), 255, np.uint8)])
+    Image.fromarray(rgba).save(tmp_path / "opaque.png")
+    assert read_image(tmp_path / "opaque.png").alpha is None
+    rgba[:5, :5, 3] = 10
+    Image.fromarray(rgba).save(tmp_path / "alpha.png")
+    pic = read_image(tmp_path / "alpha.png")
+    np.testing.assert_array_equal(pic.alpha, rgba[..., 3])
+
+
+def test_empty_corrupt_and_truncated_files_are_unsupported(tmp_path: Path) -> None:
+    (tmp_path / "zero.jpg").write_bytes(b"")
+    (tmp_path / "text.png").write_text("not a picture at all")
+    buf = io.BytesIO()
+    Image.fromarray(synthetic_photo(200, 200)).save(buf, "JPEG", quality=95)
+    (tmp_path / "cut.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    ok, png = cv2.imencode(".png", synthetic_photo(200, 200))
+    (tmp_path / "cut.png").write_bytes(png.tobytes()[: png.size // 2])
+    for name, reason in [
+        ("zero.jpg", "empty"),
+        ("text.png", "not a recognised image"),
+        ("cut.jpg", "truncated"),
+        ("cut.png", "cannot decode"),
+    ]:
+        with pytest.raises(UnsupportedMedia, match=reason):
+            read_image(tmp_path / name)
+
+
+def _png_header_only(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header claims a huge size (a decompression bomb's shape)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    idat = zlib.compress(b"\0" * 10_000)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return path
+
+
+def test_huge_images_are_refused_before_decoding(tmp_path: Path) -> None:
+    bomb = _png_header_only(tmp_path / "bomb.png", 20_000, 20_000)
+    with pytest.raises(ImageTooLarge, match="20000x20000 is 400 megapixels"):
+        read_image(bomb)  # default limit 200 MP
+    small = save_with_pillow(tmp_path / "s.png", gray(40, 50))
+    with pytest.raises(ImageTooLarge):
+        read_image(small, max_pixels=1999)
+    assert read_image(small, max_pixels=2000).pixels.shape == (40, 50)
+
+
+def test_only_the_first_frame_is_read_with_a_warning(tmp_path: Path) -> None:
+    frames = [Image.fromarray(gray(seed=i)) for i in range(3)]
+    frames[0].save(tmp_path / "multi.tif", save_all=True, append_images=frames[1:])
+    pic = read_image(tmp_path / "multi.tif")
+    np.testing.assert_array_equal(pic.pixels, np.asarray(frames[0]))
+    assert pic.frames == 3 and "first of 3" in pic.warnings[0]
+
+
+# ------------------------------------------------------------------------------ writing
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".tif", ".webp", ".bmp"])
+def test_write_8bit_roundtrip(tmp_path: Path, suffix: str) -> None:
+    rgb = synthetic_photo(36, 52)
+    path = tmp_path / f"o{suffix}"
+    write_image(path, rgb, None, ImageMetadata(), MARK)
+    back = np.asarray(Image.open(path).convert("RGB"))
+    assert back.shape == rgb.shape
+    err = np.abs(back.astype(int) - rgb)
+    if suffix in (".png", ".tif", ".bmp"):
+        assert err.max() == 0
+    else:  # lossy at quality 95; WebP always halves the chroma resolution
+        assert err.mean() < (2.0 if suffix == ".jpg" else 4.0)
+    if suffix == ".jpg":
+        from PIL import JpegImagePlugin
+
+        assert JpegImagePlugin.get_sampling(Image.open(path)) == 0  # 4:4:4, colour is the point
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_write_16bit_is_exact_and_readable_by_other_libraries(tmp_path: Path, suffix: str) -> None:
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 65536, (33, 47, 3), dtype=np.uint16)
+    alpha = rng.integers(0, 65536, (33, 47), dtype=np.uint16)
+    path = tmp_path / f"o{suffix}"
+    write_image(path, rgb, alpha, ImageMetadata(icc=SRGB_ICC, dpi=(300.0, 300.0)), MARK)
+    by_cv2 = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(by_cv2[..., [2, 1, 0]], rgb)
+    np.testing.assert_array_equal(by_cv2[..., 3], alpha)
+    pic = read_image(path)
+    np.testing.assert_array_equal(pic.pixels, rgb)
+    assert pic.metadata.icc == SRGB_ICC and pic.metadata.dpi == pytest.approx((300, 300), abs=0.1)
+    if suffix == ".tif":
+        page = tifffile.TiffFile(path).pages[0]
+        np.testing.assert_array_equal(page.asarray(), np.dstack([rgb, alpha]))
+        assert tuple(page.tags["ExtraSamples"].value) == (2,)  # unassociated alpha
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".tif", ".webp"])
+def test_exif_and_icc_are_carried_to_every_format(tmp_path: Path, suffix: str) -> None:
+    src = save_with_pillow(tmp_path / "in.jpg", gray(), exif=make_exif(), icc_profile=SRGB_ICC)
+    pic = read_image(src)
+    out = tmp_path / f"out{suffix}"
+    bits = np.uint16 if suffix in (".png", ".tif") else np.uint8  # 16-bit writers too
+    rgb = synthetic_photo(pic.height, pic.width).astype(bits)
+    write_image(out, rgb, None, pic.metadata, MARK)
+    check_exif(out)
+    assert Image.open(out).info.get("icc_profile") == SRGB_ICC
+
+
+def test_marking_is_not_repeated_and_png_text_is_kept(tmp_path: Path) -> None:
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Title", "Hochzeit")
+    info.add_itxt("Description", "Großvater, 1921")
+    src = tmp_path / "in.png"
+    Image.fromarray(gray()).save(src, pnginfo=info)
+    once = tmp_path / "once.png"
+    write_image(once, synthetic_photo(40, 56), None, read_image(src).metadata, MARK)
+    twice = tmp_path / "twice.png"  # colorizing an output again must not stack notes
+    write_image(twice, synthetic_photo(40, 56), None, read_image(once).metadata, MARK)
+    text = Image.open(twice).text
+    assert text["Title"] == "Hochzeit"
+    assert text["Description"] == "Großvater, 1921; machine-colorized (test)"
+    assert text["Software"] == "restore test"
+
+
+def test_16bit_input_to_8bit_format_is_rounded(tmp_path: Path) -> None:
+    rgb = np.array([[[0, 257, 65535]]], np.uint16)
+    write_image(tmp_path / "o.bmp", rgb, None, ImageMetadata(), MARK)
+    assert np.asarray(Image.open(tmp_path / "o.bmp")).tolist() == [[[0, 1, 255]]]

@@ -1,0 +1,127 @@
+"""The training recipe on a few generated images: the loss falls, resume is exact."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import pytest
+import torch
+
+from restore.models import GeneratorConfig
+from restore.train.config import TrainConfig
+from restore.train.loop import Trainer, quality_score
+from restore.weights import load_generator
+
+from .conftest import synthetic_photo
+
+SLIM = GeneratorConfig(decoder_channels=(16, 16, 8, 8, 8))
+
+
+@pytest.fixture
+def photo_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "photos"
+    (root / "sub").mkdir(parents=True)
+    for i in range(6):
+        folder = root / "sub" if i % 2 else root
+        cv2.imwrite(str(folder / f"p{i}.jpg"), synthetic_photo(72, 96, seed=i)[..., ::-1])
+    (root / "broken.jpg").write_bytes(b"not a jpeg")
+    (root / "notes.txt").write_text("ignored")
+    return root
+
+
+def _config(photo_dir: Path, out: Path, **kw: object) -> TrainConfig:
+    base = TrainConfig(
+        data_dir=photo_dir, out_dir=out, generator=SLIM, crop=32, batch_size=4, gan_batch_size=4,
+        l1_steps=3, gan_steps=3, precision="fp32", log_every=1, checkpoint_every=2,
+        val_every=10_000, cache_mb=16,
+    )
+    return replace(base, **kw)
+
+
+def test_l1_loss_falls(photo_dir: Path, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    cfg = _config(photo_dir, tmp_path / "run", l1_steps=40, gan_steps=0, lr_l1=2e-3)
+    trainer = Trainer(cfg)
+    trainer.run()
+    rows = list(csv.DictReader((tmp_path / "run" / "losses.csv").open()))
+    losses = [float(r["l1"]) for r in rows]
+    assert len(losses) == 40
+    assert sum(losses[-8:]) / 8 < 0.7 * sum(losses[:8]) / 8
+
+
+def test_gan_phase_logs_adversarial_losses(photo_dir: Path, tmp_path: Path) -> None:
+    trainer = Trainer(_config(photo_dir, tmp_path / "run"))
+    trainer.run()
+    rows = list(csv.DictReader((tmp_path / "run" / "losses.csv").open()))
+    assert [r["phase"] for r in rows] == ["l1"] * 3 + ["gan"] * 3
+    assert all(float(r["d"]) > 0 and float(r["g_adv"]) > 0 for r in rows[3:])
+
+
+def _state_equal(a: dict, b: dict) -> None:
+    for key in ("G", "G_ema", "D"):
+        for k in a[key]:
+            torch.testing.assert_close(a[key][k], b[key][k], rtol=0, atol=0, msg=f"{key}.{k}")
+    for key in ("opt_l1", "opt_g", "opt_d"):
+        for pid, st in a[key]["state"].items():
+            for k, v in st.items():
+                torch.testing.assert_close(v, b[key]["state"][pid][k], rtol=0, atol=0)
+    assert a["step"] == b["step"]
+
+
+def test_kill_and_resume_equals_uninterrupted_run(photo_dir: Path, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    straight = Trainer(_config(photo_dir, tmp_path / "a"))
+    straight.run()
+
+    torch.manual_seed(0)
+    first = Trainer(_config(photo_dir, tmp_path / "b"))
+    first.run(stop_after=4)  # crosses into the GAN phase, checkpoints, then "dies"
+    assert (tmp_path / "b" / "checkpoint.pt").exists()
+    del first
+    torch.manual_seed(123)  # a new process has other RNG state: resume must restore it
+    resumed = Trainer(_config(photo_dir, tmp_path / "b"))
+    assert resumed.load_checkpoint()
+    assert resumed.step == 4
+    resumed.run()
+    _state_equal(straight.state(), resumed.state())
+
+
+def test_checkpoint_write_is_atomic(photo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    trainer = Trainer(_config(photo_dir, tmp_path / "run"))
+    trainer.run(stop_after=2)
+    good = (tmp_path / "run" / "checkpoint.pt").read_bytes()
+
+    def boom(*a: object, **k: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", boom)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.save_checkpoint()
+    assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == good
+
+
+def test_validation_writes_metrics_grid_and_weights(photo_dir: Path, tmp_path: Path) -> None:
+    cfg = _config(photo_dir, tmp_path / "run", val_dir=photo_dir, val_every=3, val_images=3,
+                  l1_steps=3, gan_steps=0)
+    Trainer(cfg).run()
+    out = tmp_path / "run"
+    assert (out / "metrics.jsonl").read_text().count("\n") == 1
+    assert (out / "val_0000003.png").stat().st_size > 0
+    model, info = load_generator(out / "g_latest.safetensors")
+    assert info.metadata["training"]["steps"] == 3
+    assert "psnr" in info.metadata["metrics"]
+    # continuing from exported weights starts at their step count
+    cont = Trainer(replace(cfg, out_dir=tmp_path / "cont", init_g=out / "g_latest.safetensors",
+                           init_d=out / "d_latest.safetensors", l1_steps=3, gan_steps=2, val_dir=None))
+    assert cont.step == 3
+    cont.run()
+    assert cont.step == 5
+
+
+def test_quality_score_penalises_psnr_below_gray() -> None:
+    good = {"colourfulness_ratio": 0.7, "psnr": 23.0, "psnr_gray": 22.5}
+    loud = {"colourfulness_ratio": 1.2, "psnr": 20.0, "psnr_gray": 22.5}
+    assert quality_score(good) > quality_score(loud)

@@ -1,0 +1,108 @@
+"""The safetensors weights format: round trip, and clear refusal of anything else."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from restore.errors import WeightsError
+from restore.models import GeneratorConfig, PatchDiscriminator, UNetGenerator
+from restore.weights import (
+    load_discriminator,
+    load_generator,
+    read_info,
+    save_discriminator,
+    save_generator,
+)
+
+SLIM = GeneratorConfig(decoder_channels=(16, 16, 8, 8, 8))
+
+
+def test_round_trip_rebuilds_the_model_from_metadata(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    g = UNetGenerator(SLIM).eval()
+    path = save_generator(g, tmp_path / "g.safetensors", training={"steps": 123}, metrics={"psnr": 24.0})
+    loaded, info = load_generator(path)
+    assert info.config == SLIM
+    assert info.metadata["training"]["steps"] == 123
+    assert info.identity["sha256"] and len(info.identity["sha256"]) == 64
+    x = torch.randn(1, 1, 64, 64)
+    with torch.no_grad():
+        # fp16 storage: outputs agree to fp16 precision, parameters come back as fp32
+        torch.testing.assert_close(loaded(x), g(x), atol=5e-3, rtol=0)
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+
+
+def test_fp16_storage_is_small(tmp_path: Path) -> None:
+    g = UNetGenerator(SLIM)
+    path = save_generator(g, tmp_path / "g.safetensors")
+    n = sum(p.numel() for p in g.state_dict().values())
+    assert path.stat().st_size < n * 2 + 64_000
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(WeightsError, match="not found"):
+        load_generator(tmp_path / "nope.safetensors")
+
+
+def test_corrupt_file_is_refused(tmp_path: Path) -> None:
+    good = save_generator(UNetGenerator(SLIM), tmp_path / "g.safetensors")
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(WeightsError, match="not a readable"):
+        load_generator(bad)
+    pickle_like = tmp_path / "model.pth"
+    pickle_like.write_bytes(b"\x80\x04\x95garbage")
+    with pytest.raises(WeightsError):
+        load_generator(pickle_like)
+
+
+def test_foreign_safetensors_is_refused(tmp_path: Path) -> None:
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(3)}, str(foreign), metadata={"format": "pt"})
+    with pytest.raises(WeightsError, match="not a restore colorizer"):
+        load_generator(foreign)
+
+
+def _rewrite_meta(src: Path, dst: Path, **changes: str) -> None:
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(str(src), framework="pt") as f:
+        meta = dict(f.metadata())
+    meta.update(changes)
+    save_file(load_file(str(src)), str(dst), metadata=meta)
+
+
+def test_future_version_and_other_normalisation_are_refused(tmp_path: Path) -> None:
+    good = save_generator(UNetGenerator(SLIM), tmp_path / "g.safetensors")
+    _rewrite_meta(good, tmp_path / "v9.safetensors", format_version="9")
+    with pytest.raises(WeightsError, match="version"):
+        read_info(tmp_path / "v9.safetensors")
+    _rewrite_meta(good, tmp_path / "n.safetensors", normalisation=json.dumps({"L": "L/100"}))
+    with pytest.raises(WeightsError, match="normalisation"):
+        read_info(tmp_path / "n.safetensors")
+
+
+def test_tensors_not_matching_metadata_are_refused(tmp_path: Path) -> None:
+    good = save_generator(UNetGenerator(SLIM), tmp_path / "g.safetensors")
+    other = GeneratorConfig(decoder_channels=(32, 16, 8, 8, 8)).to_dict()
+    _rewrite_meta(good, tmp_path / "m.safetensors",
+                  architecture=json.dumps({"name": "unet-resnet18", **other}))
+    with pytest.raises(WeightsError, match="do not match"):
+        load_generator(tmp_path / "m.safetensors")
+
+
+def test_discriminator_round_trip(tmp_path: Path) -> None:
+    d = PatchDiscriminator().eval()
+    path = save_discriminator(d, tmp_path / "d.safetensors", steps=7)
+    d2 = load_discriminator(path).eval()
+    x, ab = torch.randn(1, 1, 64, 64), torch.randn(1, 2, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(d2(x, ab), d(x, ab), atol=2e-2, rtol=0)
+    with pytest.raises(WeightsError):
+        load_discriminator(save_generator(UNetGenerator(SLIM), tmp_path / "g.safetensors"))
