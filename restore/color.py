@@ -226,9 +226,7 @@ def _srgb_to_linear_t(x: torch.Tensor) -> torch.Tensor:
 
 
 def _linear_to_srgb_t(x: torch.Tensor) -> torch.Tensor:
-    return torch.where(
-        x <= 0.0031308, 12.92 * x, 1.055 * x.clamp(min=1e-12) ** (1.0 / 2.4) - 0.055
-    )
+    return torch.where(x <= 0.0031308, 12.92 * x, 1.055 * x.clamp(min=1e-12) ** (1.0 / 2.4) - 0.055)
 
 
 def rgb_to_lab_torch(rgb: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,7 @@ import torch
 
 from restore import color
 from restore.models import UNetGenerator
-from restore.weights import DEFAULT_WEIGHTS, WeightsInfo, load_generator
+from restore.weights import WeightsInfo, load_generator
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class Colorizer:
     def from_weights(
         cls, path: str | Path | None = None, config: EngineConfig = EngineConfig()
     ) -> Colorizer:
-        model, info = load_generator(path or DEFAULT_WEIGHTS)
+        model, info = load_generator(path)
         return cls(model, config, info)
 
     # -- model -----------------------------------------------------------------------------
@@ -111,7 +111,11 @@ class Colorizer:
         batch = np.empty((len(l_small), 1, hmax, wmax), dtype=np.float32)
         for i, x in enumerate(l_small):
             h, w = x.shape
-            padded = x if (h, w) == (hmax, wmax) else np.pad(x, ((0, hmax - h), (0, wmax - w)), "reflect")
+            padded = (
+                x
+                if (h, w) == (hmax, wmax)
+                else np.pad(x, ((0, hmax - h), (0, wmax - w)), "reflect")
+            )
             batch[i, 0] = padded
         t = color.normalize_l(torch.from_numpy(batch)).to(self.device)
         if self.device.type == "cpu":
@@ -120,7 +124,9 @@ class Colorizer:
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=enabled):
             out = self.model(t)  # (B, 2, H, W) in [-1, 1]
         ab = color.denormalize_ab(out.float()).permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, 2)
-        return [np.ascontiguousarray(ab[i, : x.shape[0], : x.shape[1]]) for i, x in enumerate(l_small)]
+        return [
+            np.ascontiguousarray(ab[i, : x.shape[0], : x.shape[1]]) for i, x in enumerate(l_small)
+        ]
 
     # -- full resolution ---------------------------------------------------------------------
 
@@ -148,4 +154,7 @@ class Colorizer:
 
     def colorize(self, lightness: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Full-resolution L maps -> (H, W, 3) float32 RGB in [0, 1], same size."""
-        return [color.merge_l_ab(x, ab) for x, ab in zip(lightness, self.ab_full(lightness), strict=True)]
+        return [
+            color.merge_l_ab(x, ab)
+            for x, ab in zip(lightness, self.ab_full(lightness), strict=True)
+        ]

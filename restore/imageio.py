@@ -13,13 +13,14 @@ Pixels are numpy arrays in RGB order:
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import struct
 import warnings
 import zlib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -142,27 +143,6 @@ def supports_16bit(path: Path) -> bool:
 # ----------------------------------------------------------------------------------- read
 
 
-@dataclass(frozen=True)
-class Header:
-    """What the header says, read without decoding pixels."""
-
-    width: int
-    height: int
-    format: str
-    frames: int
-
-
-def read_header(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Header:
-    """Size and format of an image file, checked against the pixel limit.
-
-    Raises:
-        UnsupportedMedia: empty, unreadable or not an image.
-        ImageTooLarge: more than ``max_pixels`` pixels.
-    """
-    with _open(path.read_bytes(), path, max_pixels) as im:
-        return Header(im.width, im.height, str(im.format), int(getattr(im, "n_frames", 1)))
-
-
 def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
     """Decode an image file, upright, with the metadata to carry to its output.
 
@@ -174,7 +154,7 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
     """
     data = path.read_bytes()
     notes: list[str] = []
-    with _open(data, path, max_pixels) as im:
+    with _open(data, max_pixels) as im:
         fmt = str(im.format)
         frames = int(getattr(im, "n_frames", 1))
         if frames > 1:
@@ -191,54 +171,44 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
         if fmt in _CV2_FORMATS:
             pixels = _decode_cv2(data)
         if pixels is None:
-            pixels = _decode_pillow(im, path)
+            pixels = _decode_pillow(im)
     del data
     pixels, alpha = _split_alpha(pixels)
     if orientation in _ORIENT:
         pixels = _ORIENT[orientation](pixels)
         alpha = None if alpha is None else _ORIENT[orientation](alpha)
         if meta.dpi and orientation >= 5:
-            meta = _replace_dpi(meta, (meta.dpi[1], meta.dpi[0]))
+            meta = replace(meta, dpi=(meta.dpi[1], meta.dpi[0]))
     return Picture(pixels, alpha, fmt, meta, frames, tuple(notes))
 
 
-class _open:
-    """Pillow's lazy open of in-memory bytes with our errors and pixel limit."""
-
-    def __init__(self, data: bytes, path: Path, max_pixels: int) -> None:
-        self.data, self.path, self.max_pixels = data, path, max_pixels
-        self.im: Image.Image | None = None
-
-    def __enter__(self) -> Image.Image:
-        if not self.data:
-            raise UnsupportedMedia("empty file (0 bytes)")
-        # Our own limit below replaces Pillow's fixed one (it would refuse at 2 x 89 MP).
-        Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, self.max_pixels)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                im = Image.open(io.BytesIO(self.data))
-        except Image.DecompressionBombError as e:
-            raise ImageTooLarge(str(e)) from e
-        except UnidentifiedImageError as e:
-            raise UnsupportedMedia("not a recognised image (corrupt or unsupported format)") from e
-        except (OSError, ValueError, SyntaxError) as e:  # Pillow raises SyntaxError for bad headers
-            raise UnsupportedMedia(f"cannot read the image header: {e}") from e
-        self.im = im
+@contextlib.contextmanager
+def _open(data: bytes, max_pixels: int) -> Iterator[Image.Image]:
+    """Pillow's lazy open of in-memory bytes (header only), with our errors and pixel limit."""
+    if not data:
+        raise UnsupportedMedia("empty file (0 bytes)")
+    # Our own limit below replaces Pillow's fixed one (it would refuse at 2 x 89 MP).
+    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, max_pixels)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as e:
+        raise ImageTooLarge(str(e)) from e
+    except UnidentifiedImageError as e:
+        raise UnsupportedMedia("not a recognised image (corrupt or unsupported format)") from e
+    except (OSError, ValueError, SyntaxError) as e:  # Pillow raises SyntaxError for bad headers
+        raise UnsupportedMedia(f"cannot read the image header: {e}") from e
+    with im:
         pixels = im.width * im.height
-        if pixels > self.max_pixels:
-            im.close()
+        if pixels > max_pixels:
             raise ImageTooLarge(
-                f"{im.width}x{im.height} is {pixels / 1e6:.0f} megapixels, over the limit of "
-                f"{self.max_pixels / 1e6:.0f} (raise it with --max-pixels if the memory allows)"
+                f"{im.width}x{im.height} is {pixels / 1e6:.3g} megapixels, over the limit of "
+                f"{max_pixels / 1e6:.3g} (raise it with --max-pixels if the memory allows)"
             )
         if pixels == 0:
             raise UnsupportedMedia("image has no pixels")
-        return im
-
-    def __exit__(self, *exc: object) -> None:
-        if self.im is not None:
-            self.im.close()
+        yield im
 
 
 def _decode_cv2(data: bytes) -> np.ndarray | None:
@@ -255,7 +225,7 @@ def _decode_cv2(data: bytes) -> np.ndarray | None:
     return arr
 
 
-def _decode_pillow(im: Image.Image, path: Path) -> np.ndarray:
+def _decode_pillow(im: Image.Image) -> np.ndarray:
     """(H, W) or (H, W, 3|4) RGB(A) uint8 (uint16 for 16-bit gray)."""
     try:
         im.load()
@@ -263,9 +233,11 @@ def _decode_pillow(im: Image.Image, path: Path) -> np.ndarray:
         if mode in ("I;16", "I;16B", "I;16L"):
             return np.asarray(im, dtype=np.uint16)
         if mode in ("1", "L"):
-            return np.asarray(im.convert("L"))
+            return np.asarray(im if mode == "L" else im.convert("L"))
         if mode in ("I", "F"):
-            raise UnsupportedMedia(f"32-bit {'float' if mode == 'F' else 'integer'} images are not supported")
+            raise UnsupportedMedia(
+                f"32-bit {'float' if mode == 'F' else 'integer'} images are not supported"
+            )
         has_alpha = mode in ("LA", "La", "RGBA", "RGBa", "PA") or "transparency" in im.info
         return np.asarray(im.convert("RGBA" if has_alpha else "RGB"))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
@@ -294,7 +266,9 @@ def _read_exif(im: Image.Image, notes: list[str]) -> tuple[dict[int, Any], int]:
         for ifd_tag in (EXIF_IFD, GPS_IFD):
             carried.pop(ifd_tag, None)
             sub = ex.get_ifd(ifd_tag)
-            sub = {t: _raw(v) for t, v in sub.items() if t != INTEROP_IFD and not isinstance(v, dict)}
+            sub = {
+                t: _raw(v) for t, v in sub.items() if t != INTEROP_IFD and not isinstance(v, dict)
+            }
             if sub:
                 carried[ifd_tag] = sub
     except Exception as e:  # noqa: BLE001 - any EXIF parser failure: keep the pixels, lose the EXIF
@@ -327,10 +301,6 @@ def _dpi(dpi: Any) -> tuple[float, float] | None:
     except (TypeError, ValueError, IndexError):
         return None
     return (x, y) if x > 0 and y > 0 else None
-
-
-def _replace_dpi(meta: ImageMetadata, dpi: tuple[float, float]) -> ImageMetadata:
-    return ImageMetadata(meta.exif, meta.icc, dpi, meta.text, meta.lossless)
 
 
 def _png_text(info: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -404,7 +374,9 @@ def write_image(
     return notes
 
 
-def output_exif(carried: Mapping[int, Any], width: int, height: int, marking: Marking) -> Image.Exif:
+def output_exif(
+    carried: Mapping[int, Any], width: int, height: int, marking: Marking
+) -> Image.Exif:
     """The output's EXIF: the carried tags, upright, with our software and note."""
     ex = Image.Exif()
     for tag, value in carried.items():

@@ -19,7 +19,7 @@ from typing import Any
 TEMP_MARK = ".restore-partial"
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     DONE = "done"
     SKIPPED = "skipped"
     FAILED = "failed"
@@ -80,7 +80,11 @@ class JobReport:
         return (self.finished or time.time()) - self.started
 
     def exit_code(self) -> ExitCode:
-        return ExitCode.SOME_FAILED if any(r.status is Status.FAILED for r in self.results) else ExitCode.OK
+        return (
+            ExitCode.SOME_FAILED
+            if any(r.status is Status.FAILED for r in self.results)
+            else ExitCode.OK
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -333,7 +333,10 @@ def run(
     on_result: Callable[[FileResult], None],
     marking: Marking = MARKING,
 ) -> None:
-    """Colorize every task, calling ``on_result`` once per task (in input order per batch).
+    """Colorize every task, calling ``on_result`` exactly once per task.
+
+    Skips and planned failures are reported at once, colorized files when their batch is
+    written (so results can arrive out of input order).
 
     A failing file is reported and the run goes on. KeyboardInterrupt propagates; no
     output is ever left under its final name unless complete.
@@ -353,7 +356,10 @@ def run(
             on_result(_failed(task, e, time.perf_counter() - t0))
             continue
         batch[-1].seconds = time.perf_counter() - t0
-        if len(batch) >= colorizer.config.batch_size or sum(x.pixels for x in batch) >= config.batch_pixels:
+        if (
+            len(batch) >= colorizer.config.batch_size
+            or sum(x.pixels for x in batch) >= config.batch_pixels
+        ):
             _flush(batch, colorizer, on_result, marking)
             batch = []
     _flush(batch, colorizer, on_result, marking)
@@ -424,6 +430,11 @@ def _write(item: _Loaded, ab_small: np.ndarray, marking: Marking) -> None:
     item.lightness = item.small = np.empty((0, 0), np.float32)  # free before encoding
     with atomic_output(out) as tmp:
         item.warnings += write_image(tmp, rgb, item.alpha, item.metadata, marking)
+        # An input dated in the future (a camera or scanner with a wrong clock) must not
+        # look newer than its output forever, or every run would redo it.
+        in_mtime = item.task.input.stat().st_mtime_ns
+        if in_mtime > tmp.stat().st_mtime_ns:
+            os.utime(tmp, ns=(in_mtime, in_mtime))
 
 
 def _failed(task: PhotoTask, error: BaseException, seconds: float) -> FileResult:
@@ -441,4 +452,3 @@ def _failed(task: PhotoTask, error: BaseException, seconds: float) -> FileResult
 def _os_reason(e: OSError) -> str:
     where = f": {e.filename}" if e.filename else ""
     return f"{e.strerror or e}{where}"
-

@@ -26,8 +26,23 @@ FORMAT = "restore-colorizer"
 FORMAT_VERSION = 1
 DISCRIMINATOR_FORMAT = "restore-patchgan"
 
-#: The weights shipped with the package (repository folder weights/).
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "restore_g.safetensors"
+SHIPPED_NAME = "restore_g.safetensors"
+
+
+def default_weights() -> Path:
+    """The shipped generator: $RESTORE_WEIGHTS if set, else weights/ (installed as restore._weights)."""
+    env = os.environ.get("RESTORE_WEIGHTS")
+    if env:
+        return Path(env)
+    try:
+        from importlib.resources import files
+
+        return Path(str(files("restore._weights").joinpath(SHIPPED_NAME)))
+    except (ModuleNotFoundError, TypeError):
+        return Path(__file__).resolve().parent.parent / "weights" / SHIPPED_NAME
+
+
+DEFAULT_WEIGHTS = default_weights()
 
 
 @dataclass(frozen=True)
@@ -128,19 +143,25 @@ def read_info(path: str | Path) -> tuple[WeightsInfo, dict[str, torch.Tensor]]:
     except (KeyError, TypeError, ValueError) as e:
         raise WeightsError(f"{path}: damaged metadata ({e})") from e
     if norm != NORMALISATION:
-        raise WeightsError(f"{path} was trained with colour normalisation {norm}, expected {NORMALISATION}")
+        raise WeightsError(
+            f"{path} was trained with colour normalisation {norm}, expected {NORMALISATION}"
+        )
     return WeightsInfo(path=path, sha256=_sha256(path), config=config, metadata=info_meta), tensors
 
 
-def load_generator(path: str | Path = DEFAULT_WEIGHTS) -> tuple[UNetGenerator, WeightsInfo]:
-    """Rebuild the generator from a weights file, in fp32 and eval mode; strict loading."""
+def load_generator(path: str | Path | None = None) -> tuple[UNetGenerator, WeightsInfo]:
+    """Rebuild the generator from a weights file (default: the shipped one), in fp32 and
+    eval mode; strict loading."""
+    path = Path(path) if path else default_weights()
     info, tensors = read_info(path)
     model = UNetGenerator(info.config)
     tensors = {k: (v.float() if v.is_floating_point() else v) for k, v in tensors.items()}
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as e:
-        raise WeightsError(f"{path}: tensors do not match the architecture in its metadata ({e})") from e
+        raise WeightsError(
+            f"{path}: tensors do not match the architecture in its metadata ({e})"
+        ) from e
     return model.eval(), info
 
 
@@ -148,7 +169,9 @@ def save_discriminator(model: PatchDiscriminator, path: str | Path, *, steps: in
     """Small fp16 discriminator file so training can continue from what is committed."""
     path = Path(path)
     tensors = {
-        k: (v.detach().to("cpu", torch.float16) if v.is_floating_point() else v.detach().cpu()).contiguous()
+        k: (
+            v.detach().to("cpu", torch.float16) if v.is_floating_point() else v.detach().cpu()
+        ).contiguous()
         for k, v in model.state_dict().items()
     }
     meta = {
@@ -165,11 +188,15 @@ def load_discriminator(path: str | Path) -> PatchDiscriminator:
     """Rebuild the PatchGAN from :func:`save_discriminator` output (fp32)."""
     path = Path(path)
     tensors, meta = _read(path)
-    if meta.get("format") != DISCRIMINATOR_FORMAT or meta.get("format_version") != str(FORMAT_VERSION):
+    if meta.get("format") != DISCRIMINATOR_FORMAT or meta.get("format_version") != str(
+        FORMAT_VERSION
+    ):
         raise WeightsError(f"{path} is not a restore discriminator file")
     model = PatchDiscriminator(PatchDiscriminatorConfig(**json.loads(meta["architecture"])))
     try:
-        model.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in tensors.items()})
+        model.load_state_dict(
+            {k: (v.float() if v.is_floating_point() else v) for k, v in tensors.items()}
+        )
     except RuntimeError as e:
         raise WeightsError(f"{path}: tensors do not match its architecture ({e})") from e
     return model

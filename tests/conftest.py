@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from restore.models import GeneratorConfig, UNetGenerator
+
 from restore.weights import save_generator
 
 torch.set_num_threads(int(os.environ.get("RESTORE_TEST_THREADS", "2")))

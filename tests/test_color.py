@@ -42,7 +42,9 @@ def test_round_trip_numpy_and_torch(rgb: np.ndarray) -> None:
     lab = skc.rgb2lab(rgb).astype(np.float32)
     np.testing.assert_allclose(color.lab_to_rgb(lab), rgb, atol=2e-3)
     t = torch.from_numpy(lab).permute(2, 0, 1)[None]
-    np.testing.assert_allclose(color.lab_to_rgb_torch(t)[0].permute(1, 2, 0).numpy(), rgb, atol=1e-4)
+    np.testing.assert_allclose(
+        color.lab_to_rgb_torch(t)[0].permute(1, 2, 0).numpy(), rgb, atol=1e-4
+    )
 
 
 def test_gray_stays_gray() -> None:

@@ -142,11 +142,15 @@ def _png_header_only(path: Path, width: int, height: int) -> Path:
     """A PNG whose header claims a huge size (a decompression bomb's shape)."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     idat = zlib.compress(b"\0" * 10_000)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -218,6 +222,20 @@ def test_exif_and_icc_are_carried_to_every_format(tmp_path: Path, suffix: str) -
     write_image(out, rgb, None, pic.metadata, MARK)
     check_exif(out)
     assert Image.open(out).info.get("icc_profile") == SRGB_ICC
+
+
+def test_exif_of_a_tiff_scan_is_carried(tmp_path: Path) -> None:
+    # Pillow's TIFF writer mangles UTF-8 captions, so the scan is written by ours.
+    jpg = save_with_pillow(tmp_path / "a.jpg", gray(), exif=make_exif(), icc_profile=SRGB_ICC)
+    scan = tmp_path / "scan.tif"
+    write_image(
+        scan, synthetic_photo(40, 56), None, read_image(jpg).metadata, Marking("scanner", "")
+    )
+    pic = read_image(scan)
+    assert 256 not in pic.metadata.exif and 273 not in pic.metadata.exif  # structure dropped
+    assert pic.metadata.icc == SRGB_ICC
+    write_image(tmp_path / "out.jpg", synthetic_photo(40, 56), None, pic.metadata, MARK)
+    check_exif(tmp_path / "out.jpg")
 
 
 def test_marking_is_not_repeated_and_png_text_is_kept(tmp_path: Path) -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torchvision.models import resnet18
-
 from restore.models import (
     SKIP_TABLE,
     GeneratorConfig,
@@ -13,6 +11,7 @@ from restore.models import (
     UNetGenerator,
     load_imagenet_encoder,
 )
+from torchvision.models import resnet18
 
 SLIM = GeneratorConfig(decoder_channels=(16, 16, 8, 8, 8))
 

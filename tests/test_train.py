@@ -9,10 +9,10 @@ from pathlib import Path
 import cv2
 import pytest
 import torch
-
 from restore.models import GeneratorConfig
 from restore.train.config import TrainConfig
 from restore.train.loop import Trainer, quality_score
+
 from restore.weights import load_generator
 
 from .conftest import synthetic_photo
@@ -34,9 +34,19 @@ def photo_dir(tmp_path: Path) -> Path:
 
 def _config(photo_dir: Path, out: Path, **kw: object) -> TrainConfig:
     base = TrainConfig(
-        data_dir=photo_dir, out_dir=out, generator=SLIM, crop=32, batch_size=4, gan_batch_size=4,
-        l1_steps=3, gan_steps=3, precision="fp32", log_every=1, checkpoint_every=2,
-        val_every=10_000, cache_mb=16,
+        data_dir=photo_dir,
+        out_dir=out,
+        generator=SLIM,
+        crop=32,
+        batch_size=4,
+        gan_batch_size=4,
+        l1_steps=3,
+        gan_steps=3,
+        precision="fp32",
+        log_every=1,
+        checkpoint_every=2,
+        val_every=10_000,
+        cache_mb=16,
     )
     return replace(base, **kw)
 
@@ -89,7 +99,9 @@ def test_kill_and_resume_equals_uninterrupted_run(photo_dir: Path, tmp_path: Pat
     _state_equal(straight.state(), resumed.state())
 
 
-def test_checkpoint_write_is_atomic(photo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_checkpoint_write_is_atomic(
+    photo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     trainer = Trainer(_config(photo_dir, tmp_path / "run"))
     trainer.run(stop_after=2)
     good = (tmp_path / "run" / "checkpoint.pt").read_bytes()
@@ -104,8 +116,15 @@ def test_checkpoint_write_is_atomic(photo_dir: Path, tmp_path: Path, monkeypatch
 
 
 def test_validation_writes_metrics_grid_and_weights(photo_dir: Path, tmp_path: Path) -> None:
-    cfg = _config(photo_dir, tmp_path / "run", val_dir=photo_dir, val_every=3, val_images=3,
-                  l1_steps=3, gan_steps=0)
+    cfg = _config(
+        photo_dir,
+        tmp_path / "run",
+        val_dir=photo_dir,
+        val_every=3,
+        val_images=3,
+        l1_steps=3,
+        gan_steps=0,
+    )
     Trainer(cfg).run()
     out = tmp_path / "run"
     assert (out / "metrics.jsonl").read_text().count("\n") == 1
@@ -114,8 +133,17 @@ def test_validation_writes_metrics_grid_and_weights(photo_dir: Path, tmp_path: P
     assert info.metadata["training"]["steps"] == 3
     assert "psnr" in info.metadata["metrics"]
     # continuing from exported weights starts at their step count
-    cont = Trainer(replace(cfg, out_dir=tmp_path / "cont", init_g=out / "g_latest.safetensors",
-                           init_d=out / "d_latest.safetensors", l1_steps=3, gan_steps=2, val_dir=None))
+    cont = Trainer(
+        replace(
+            cfg,
+            out_dir=tmp_path / "cont",
+            init_g=out / "g_latest.safetensors",
+            init_d=out / "d_latest.safetensors",
+            l1_steps=3,
+            gan_steps=2,
+            val_dir=None,
+        )
+    )
     assert cont.step == 3
     cont.run()
     assert cont.step == 5

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from restore.models import GeneratorConfig, PatchDiscriminator, UNetGenerator
 from safetensors.torch import save_file
 
 from restore.errors import WeightsError
-from restore.models import GeneratorConfig, PatchDiscriminator, UNetGenerator
 from restore.weights import (
     load_discriminator,
     load_generator,
@@ -25,7 +25,9 @@ SLIM = GeneratorConfig(decoder_channels=(16, 16, 8, 8, 8))
 def test_round_trip_rebuilds_the_model_from_metadata(tmp_path: Path) -> None:
     torch.manual_seed(0)
     g = UNetGenerator(SLIM).eval()
-    path = save_generator(g, tmp_path / "g.safetensors", training={"steps": 123}, metrics={"psnr": 24.0})
+    path = save_generator(
+        g, tmp_path / "g.safetensors", training={"steps": 123}, metrics={"psnr": 24.0}
+    )
     loaded, info = load_generator(path)
     assert info.config == SLIM
     assert info.metadata["training"]["steps"] == 123
@@ -91,8 +93,11 @@ def test_future_version_and_other_normalisation_are_refused(tmp_path: Path) -> N
 def test_tensors_not_matching_metadata_are_refused(tmp_path: Path) -> None:
     good = save_generator(UNetGenerator(SLIM), tmp_path / "g.safetensors")
     other = GeneratorConfig(decoder_channels=(32, 16, 8, 8, 8)).to_dict()
-    _rewrite_meta(good, tmp_path / "m.safetensors",
-                  architecture=json.dumps({"name": "unet-resnet18", **other}))
+    _rewrite_meta(
+        good,
+        tmp_path / "m.safetensors",
+        architecture=json.dumps({"name": "unet-resnet18", **other}),
+    )
     with pytest.raises(WeightsError, match="do not match"):
         load_generator(tmp_path / "m.safetensors")
 

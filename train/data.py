@@ -22,7 +22,6 @@ from restore.imagefiles import list_images
 log = logging.getLogger(__name__)
 
 
-
 class CropSampler:
     """Random crops with flips as normalised (L, ab) tensors.
 
@@ -64,7 +63,9 @@ class CropSampler:
         h, w = img.shape[:2]
         if min(h, w) < size:
             s = size / min(h, w)
-            img = cv2.resize(img, (max(size, round(w * s)), max(size, round(h * s))), cv2.INTER_AREA)
+            img = cv2.resize(
+                img, (max(size, round(w * s)), max(size, round(h * s))), cv2.INTER_AREA
+            )
             h, w = img.shape[:2]
         y = int(rng.integers(0, h - size + 1))
         x = int(rng.integers(0, w - size + 1))
@@ -73,7 +74,9 @@ class CropSampler:
             out = out[:, ::-1]
         return out
 
-    def batch(self, step: int, batch_size: int, crop: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(
+        self, step: int, batch_size: int, crop: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The (L_n, ab_n) batch of global step ``step``."""
         rng = np.random.default_rng([self.seed, step])
         size = crop or self.crop

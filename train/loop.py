@@ -21,6 +21,7 @@ from restore.weights import load_discriminator, load_generator, save_discriminat
 from .config import TrainConfig
 from .data import CropSampler
 from .losses import GANLoss
+from .plot import plot_losses
 from .validate import Validator
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ class Trainer:
         self.sampler = CropSampler(config.data_dir, config.crop, config.seed, config.cache_mb)
         self.validator = Validator(config, self.out) if config.val_dir else None
         self.best_score = -math.inf
+        self.elapsed = 0.0  # training wall seconds over all sessions
+        self._t_resume = time.time()
 
     # -- state -----------------------------------------------------------------------------
 
@@ -76,8 +79,12 @@ class Trainer:
             "opt_d": self.opt_d.state_dict(),
             "rng_torch": torch.get_rng_state(),
             "best_score": self.best_score,
+            "elapsed": self.elapsed_seconds(),
             "config": json.dumps(self.cfg.to_dict()),
         }
+
+    def elapsed_seconds(self) -> float:
+        return self.elapsed + (time.time() - self._t_resume)
 
     def save_checkpoint(self) -> Path:
         """Write the checkpoint atomically (temp file, fsync, rename)."""
@@ -104,11 +111,17 @@ class Trainer:
         self.opt_d.load_state_dict(st["opt_d"])
         torch.set_rng_state(st["rng_torch"])
         # Learning rates come from the current config, so a resumed run can be retuned.
-        for opt, lr in ((self.opt_l1, self.cfg.lr_l1), (self.opt_g, self.cfg.lr_g), (self.opt_d, self.cfg.lr_d)):
+        for opt, lr in (
+            (self.opt_l1, self.cfg.lr_l1),
+            (self.opt_g, self.cfg.lr_g),
+            (self.opt_d, self.cfg.lr_d),
+        ):
             for group in opt.param_groups:
                 group["lr"] = lr
         self.step = int(st["step"])
         self.best_score = float(st.get("best_score", -math.inf))
+        self.elapsed = float(st.get("elapsed", 0.0))
+        self._t_resume = time.time()
         return True
 
     # -- steps -----------------------------------------------------------------------------
@@ -204,6 +217,7 @@ class Trainer:
                 self.validate()
             if self.step % self.cfg.checkpoint_every == 0 or self.step == end:
                 self.save_checkpoint()
+        plot_losses(losses_path, self.out / "losses.png")
 
     def validate(self) -> dict[str, float]:
         """Score G_ema on the validation set; export it and keep the best by quality score."""
@@ -213,14 +227,25 @@ class Trainer:
             "steps": self.step,
             "phase": "gan" if self.in_gan_phase(self.step - 1) else "l1",
             "data": str(self.cfg.data_dir),
+            "train_images": len(self.sampler.files),
+            "crop": self.cfg.crop,
+            "l1_steps": self.cfg.l1_steps,
+            "batch_size": self.cfg.batch_size,
+            "gan_batch_size": self.cfg.gan_batch_size,
+            "hours": round(self.elapsed_seconds() / 3600, 3),
+            "val_images": len(self.validator.files),
             "recipe": "pix2pix: L1 pre-training, then cGAN + 100*L1; EMA of G",
         }
-        save_generator(self.G_ema, self.out / "g_latest.safetensors", training=training, metrics=summary)
+        save_generator(
+            self.G_ema, self.out / "g_latest.safetensors", training=training, metrics=summary
+        )
         save_discriminator(self.D, self.out / "d_latest.safetensors", steps=self.step)
         score = quality_score(summary)
         if score > self.best_score:
             self.best_score = score
-            save_generator(self.G_ema, self.out / "g_best.safetensors", training=training, metrics=summary)
+            save_generator(
+                self.G_ema, self.out / "g_best.safetensors", training=training, metrics=summary
+            )
             save_discriminator(self.D, self.out / "d_best.safetensors", steps=self.step)
         return summary
 

@@ -29,9 +29,16 @@ def main() -> None:
 @main.command()
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--val", "val_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Run directory (checkpoints, metrics, samples). Keep it outside the work tree.")
-@click.option("--l1-steps", default=20_000, show_default=True, help="Global step where phase 2 (cGAN) starts.")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run directory (checkpoints, metrics, samples). Keep it outside the work tree.",
+)
+@click.option(
+    "--l1-steps", default=20_000, show_default=True, help="Global step where phase 2 (cGAN) starts."
+)
 @click.option("--gan-steps", default=20_000, show_default=True, help="Steps of phase 2.")
 @click.option("--batch-size", default=32, show_default=True)
 @click.option("--gan-batch-size", default=16, show_default=True)
@@ -50,22 +57,32 @@ def main() -> None:
 @click.option("--checkpoint-every", default=250, show_default=True)
 @click.option("--log-every", default=25, show_default=True)
 @click.option("--seed", default=0, show_default=True)
-@click.option("--threads", type=int, default=None, help="torch intra-op threads (default: all cores).")
-@click.option("--init-g", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Start G from a weights file (e.g. weights/restore_g.safetensors).")
-@click.option("--init-d", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Start D from a discriminator file (e.g. weights/restore_d.safetensors).")
-@click.option("--imagenet-encoder", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="torchvision ResNet18 ImageNet state dict to start the encoder from.")
+@click.option(
+    "--threads", type=int, default=None, help="torch intra-op threads (default: all cores)."
+)
+@click.option(
+    "--init-g",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Start G from a weights file (e.g. weights/restore_g.safetensors).",
+)
+@click.option(
+    "--init-d",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Start D from a discriminator file (e.g. weights/restore_d.safetensors).",
+)
+@click.option(
+    "--imagenet-encoder",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="torchvision ResNet18 ImageNet state dict to start the encoder from.",
+)
 @click.option("--steps-this-run", type=int, default=None, help="Stop after this many steps.")
 def train(**kw: object) -> None:
     """Train the colorizer on a folder of colour photos (resumes from OUT if it has a checkpoint)."""
     import torch
 
+    from restore.runtime import tune_allocator
     from restore.train.config import TrainConfig
     from restore.train.loop import Trainer
-
-    from restore.runtime import tune_allocator
 
     _setup_logging(False)
     tune_allocator()
@@ -79,7 +96,9 @@ def train(**kw: object) -> None:
     click.echo(f"{'resumed' if resumed else 'starting'} at step {trainer.step} in {cfg.out_dir}")
 
     def on_log(rec: dict) -> None:
-        click.echo(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items()))
+        click.echo(
+            " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items())
+        )
 
     trainer.run(stop_after=stop_after, on_log=on_log)
     click.echo(f"stopped at step {trainer.step}")
@@ -90,11 +109,28 @@ def train(**kw: object) -> None:
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--render-size", default=256, show_default=True)
 @click.option("--device", default="auto", show_default=True)
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True)
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+    default="auto",
+    show_default=True,
+)
 @click.option("--limit", type=int, default=None, help="Only the first N images (sorted).")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Write scores as JSON.")
-def eval_cmd(truth_dir: Path, weights: Path | None, render_size: int, device: str, precision: str,
-             limit: int | None, json_path: Path | None) -> None:
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write scores as JSON.",
+)
+def eval_cmd(
+    truth_dir: Path,
+    weights: Path | None,
+    render_size: int,
+    device: str,
+    precision: str,
+    limit: int | None,
+    json_path: Path | None,
+) -> None:
     """Colorize gray versions of colour photos in TRUTH_DIR and score them against the originals."""
     from rich.console import Console
     from rich.table import Table
@@ -106,7 +142,8 @@ def eval_cmd(truth_dir: Path, weights: Path | None, render_size: int, device: st
 
     try:
         colorizer = Colorizer.from_weights(
-            weights, EngineConfig(device=device, precision=precision, render_size=render_size, batch_size=1)
+            weights,
+            EngineConfig(device=device, precision=precision, render_size=render_size, batch_size=1),
         )
     except WeightsError as e:
         raise click.ClickException(str(e)) from e
@@ -118,19 +155,44 @@ def eval_cmd(truth_dir: Path, weights: Path | None, render_size: int, device: st
         table.add_column(col, justify="right")
     rows = scores if len(scores) <= 40 else []
     for s in rows:
-        table.add_row(s.name, f"{s.psnr:.2f}", f"{s.psnr_gray:.2f}", f"{s.ssim:.3f}", f"{s.delta_e:.2f}",
-                      f"{s.colourfulness:.1f}", f"{s.colourfulness_truth:.1f}", f"{s.delta_cf:+.1f}")
+        table.add_row(
+            s.name,
+            f"{s.psnr:.2f}",
+            f"{s.psnr_gray:.2f}",
+            f"{s.ssim:.3f}",
+            f"{s.delta_e:.2f}",
+            f"{s.colourfulness:.1f}",
+            f"{s.colourfulness_truth:.1f}",
+            f"{s.delta_cf:+.1f}",
+        )
     m = summary
     if m:
-        table.add_row("mean", f"{m['psnr']:.2f}", f"{m['psnr_gray']:.2f}", f"{m['ssim']:.3f}",
-                      f"{m['delta_e']:.2f}", f"{m['colourfulness']:.1f}", f"{m['colourfulness_truth']:.1f}",
-                      f"{m['delta_cf']:+.1f}", style="bold")
+        table.add_row(
+            "mean",
+            f"{m['psnr']:.2f}",
+            f"{m['psnr_gray']:.2f}",
+            f"{m['ssim']:.3f}",
+            f"{m['delta_e']:.2f}",
+            f"{m['colourfulness']:.1f}",
+            f"{m['colourfulness_truth']:.1f}",
+            f"{m['delta_cf']:+.1f}",
+            style="bold",
+        )
     console.print(table)
     if m:
-        console.print(f"colourfulness / truth: {m['colourfulness_ratio']:.3f}   "
-                      f"PSNR - gray PSNR: {m['psnr'] - m['psnr_gray']:+.2f} dB")
+        console.print(
+            f"colourfulness / truth: {m['colourfulness_ratio']:.3f}   "
+            f"PSNR - gray PSNR: {m['psnr'] - m['psnr_gray']:+.2f} dB"
+        )
     if json_path:
-        payload = {"weights": colorizer.info.identity if colorizer.info else None,
-                   "render_size": render_size, "mean": summary, "images": [s.to_dict() for s in scores]}
+        payload = {
+            "weights": colorizer.info.identity if colorizer.info else None,
+            "render_size": render_size,
+            "mean": summary,
+            "images": [s.to_dict() for s in scores],
+        }
         json_path.write_text(json.dumps(payload, indent=2))
+
+
 from restore.cli import photos as _photos  # noqa: E402,F401
+from restore.cli import video as _video  # noqa: E402,F401

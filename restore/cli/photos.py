@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 import sys
 import time
 from pathlib import Path
@@ -10,10 +11,16 @@ from pathlib import Path
 import click
 
 from restore.cli import _setup_logging, main
-from restore.imageio import DEFAULT_MAX_PIXELS
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+DEFAULT_MAX_PIXELS = 200_000_000  # restore.imageio's default; not imported to keep --help fast
 EXIT_INTERRUPTED = 130  # what shells report for Ctrl-C
+
+
+def _interrupt_on_sigterm(signum: int, frame: object) -> None:
+    # `kill`, systemd and cron timeouts send SIGTERM: stop like Ctrl-C (temporaries removed,
+    # summary and report written) instead of dying mid-file.
+    raise KeyboardInterrupt
 
 
 class StartupError(click.ClickException):
@@ -37,7 +44,11 @@ def _check_render_size(ctx: click.Context, param: click.Parameter, value: int) -
 
 @main.command()
 @click.argument(
-    "paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path), metavar="PATH..."
+    "paths",
+    nargs=-1,
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    metavar="PATH...",
 )
 @click.option(
     "-o",
@@ -124,16 +135,15 @@ def photos(
 
     import cv2
     import torch
+    from rich.console import Console
 
     from restore import photos as job
     from restore.cli.ui import JobProgress, print_summary
     from restore.engine import Colorizer, EngineConfig
     from restore.errors import OutputPathError, WeightsError
-    from rich.console import Console
-
     from restore.jobs import FileResult, JobReport
     from restore.runtime import tune_allocator
-    from restore.weights import DEFAULT_WEIGHTS
+    from restore.weights import default_weights
 
     _setup_logging(verbose)
     try:
@@ -144,30 +154,37 @@ def photos(
         click.echo("No images found (looked for .jpg .jpeg .png .tif .tiff .webp .bmp).")
         ctx.exit(0)
 
-    weights = weights or DEFAULT_WEIGHTS
+    report = JobReport(command="photos")  # wall time includes loading the model
+    weights = weights or default_weights()
     if not weights.is_file():
         raise StartupError(
-            f"no model weights at {weights}.\nThe default weights are not installed yet; "
-            "pass --weights FILE with a .safetensors generator (e.g. one written by `restore train`)."
+            f"no model weights at {weights}.\nThe default weights are not installed yet: pass "
+            "--weights FILE (a .safetensors generator, e.g. written by `restore train`) "
+            "or set RESTORE_WEIGHTS=FILE."
         )
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise StartupError("--device cuda: CUDA is not available on this machine (try --device cpu)")
+        raise StartupError(
+            "--device cuda: CUDA is not available on this machine (try --device cpu)"
+        )
     if device == "mps" and not torch.backends.mps.is_available():
         raise StartupError("--device mps: MPS is not available on this machine (try --device cpu)")
     tune_allocator()
     if threads:
         torch.set_num_threads(threads)
         cv2.setNumThreads(threads)
-    engine = EngineConfig(device=device, precision=precision, render_size=render_size, batch_size=batch_size)
+    engine = EngineConfig(
+        device=device, precision=precision, render_size=render_size, batch_size=batch_size
+    )
     try:
         colorizer = Colorizer.from_weights(weights, engine)
     except WeightsError as e:
         raise StartupError(str(e)) from e
 
     config = job.PhotosConfig(overwrite=overwrite, max_pixels=max_pixels)
-    report = JobReport(command="photos", weights=colorizer.info.identity if colorizer.info else None)
+    report.weights = colorizer.info.identity if colorizer.info else None
     stream = open(os.devnull, "w") if quiet else sys.stdout  # noqa: SIM115
     interrupted = False
+    previous = signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
     try:
         with JobProgress("images", len(planned.tasks), stream=stream) as progress:
             removed = job.remove_stale_temps(planned)
@@ -183,6 +200,7 @@ def photos(
             except KeyboardInterrupt:
                 interrupted = True
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if quiet:
             stream.close()
     report.finished = time.time()
@@ -193,6 +211,8 @@ def photos(
         console.print(f"report: {report_path}")
     if interrupted:
         left = len(planned.tasks) - len(report.results)
-        console.print(f"interrupted: {left} image(s) not done; run the same command again to finish.")
+        console.print(
+            f"interrupted: {left} image(s) not done; run the same command again to finish."
+        )
         ctx.exit(EXIT_INTERRUPTED)
     ctx.exit(int(report.exit_code()))

@@ -40,14 +40,16 @@ class JobProgress:
     ``overall_units`` is the total number of units if known (photos: one per file).
     """
 
-    def __init__(self, unit: str, total_files: int, *, stream: TextIO | None = None,
-                 tty: bool | None = None) -> None:
+    def __init__(
+        self, unit: str, total_files: int, *, stream: TextIO | None = None, tty: bool | None = None
+    ) -> None:
         self.unit = unit
         self.total_files = total_files
         self.stream = stream or sys.stdout
         self.tty = self.stream.isatty() if tty is None else tty
-        self.console = Console(file=self.stream, force_terminal=self.tty, highlight=False,
-                               soft_wrap=not self.tty)
+        self.console = Console(
+            file=self.stream, force_terminal=self.tty, highlight=False, soft_wrap=not self.tty
+        )
         self._progress: Progress | None = None
         self._overall: TaskID | None = None
         self._file_task: TaskID | None = None
@@ -61,9 +63,15 @@ class JobProgress:
     def __enter__(self) -> JobProgress:
         if self.tty:
             self._progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                _Rate(self.unit), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                console=self.console, transient=False,
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                _Rate(self.unit),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=False,
             )
             self._progress.__enter__()
             self._overall = self._progress.add_task("files", total=self.total_files)
@@ -97,8 +105,10 @@ class JobProgress:
                 eta = ""
                 if self._file_total and rate > 0:
                     eta = f" eta={(self._file_total - self._file_done) / rate:.0f}s"
-                self._plain(f"progress {self._file_name} {self._file_done}{total} {self.unit} "
-                            f"rate={rate:.2f}/s{eta}")
+                self._plain(
+                    f"progress {self._file_name} {self._file_done}{total} {self.unit} "
+                    f"rate={rate:.2f}/s{eta}"
+                )
 
     def end_file(self, result: FileResult) -> None:
         self.files_done += 1
@@ -113,10 +123,16 @@ class JobProgress:
             for w in result.warnings:
                 self._progress.console.print(f"[yellow]warning[/yellow] {result.input}: {w}")
         else:
-            out = f" -> {result.output}" if result.output and result.status is not Status.FAILED else ""
+            out = (
+                f" -> {result.output}"
+                if result.output and result.status is not Status.FAILED
+                else ""
+            )
             err = f" error={result.error!r}" if result.error else ""
-            self._plain(f"{result.status.value} [{self.files_done}/{self.total_files}] "
-                        f"{result.input}{out} {result.seconds:.2f}s{err}")
+            self._plain(
+                f"{result.status.value} [{self.files_done}/{self.total_files}] "
+                f"{result.input}{out} {result.seconds:.2f}s{err}"
+            )
             for w in result.warnings:
                 self._plain(f"warning {result.input}: {w}")
 
@@ -134,14 +150,23 @@ class JobProgress:
 def print_summary(report: JobReport, console: Console, unit: str) -> None:
     """The end-of-run table: done, skipped, failed, time."""
     t = report.totals()
-    units = sum(int(r.extra.get(unit, 1 if r.status is Status.DONE else 0)) for r in report.results
-                if r.status is Status.DONE)
+    units = sum(
+        int(r.extra.get(unit, 1 if r.status is Status.DONE else 0))
+        for r in report.results
+        if r.status is Status.DONE
+    )
     table = Table(title="restore: summary", show_header=True)
     for col in ("done", "skipped", "failed", "total", "wall time", f"{unit}/s"):
         table.add_column(col, justify="right")
     rate = units / report.wall_seconds if report.wall_seconds > 0 else 0.0
-    table.add_row(str(t["done"]), str(t["skipped"]), str(t["failed"]), str(t["total"]),
-                  f"{report.wall_seconds:.1f} s", f"{rate:.2f}")
+    table.add_row(
+        str(t["done"]),
+        str(t["skipped"]),
+        str(t["failed"]),
+        str(t["total"]),
+        f"{report.wall_seconds:.1f} s",
+        f"{rate:.2f}",
+    )
     console.print(table)
     failed = [r for r in report.results if r.status is Status.FAILED]
     for r in failed[:20]:

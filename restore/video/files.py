@@ -68,14 +68,18 @@ def plan_outputs(paths: Sequence[Path], output: Path | None) -> list[tuple[Path,
     """
     as_file = output is not None and output_is_file(output)
     if as_file and (len(paths) != 1 or paths[0].is_dir()):
-        raise OutputPathError(f"{output} is a file name but there are several inputs; give a folder")
+        raise OutputPathError(
+            f"{output} is a file name but there are several inputs; give a folder"
+        )
     if output is not None and not as_file and output.exists() and not output.is_dir():
         raise OutputPathError(f"output {output} is an existing file, not a folder")
     exclude = [output] if output is not None and not as_file else []
     pairs: list[tuple[Path, Path]] = []
     for path in paths:
         if path.is_dir():
-            pairs += [(f, _target(f, f.relative_to(path), output)) for f in list_videos(path, exclude)]
+            pairs += [
+                (f, _target(f, f.relative_to(path), output)) for f in list_videos(path, exclude)
+            ]
         elif as_file:
             assert output is not None
             pairs.append((path, output))

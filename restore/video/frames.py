@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import av
 import numpy as np
-from av.video.reformatter import ColorRange, Colorspace
+from av.video.reformatter import ColorRange, Colorspace, Interpolation
 
 from restore import color
 
@@ -14,6 +14,10 @@ OUTPUT_COLORSPACE = Colorspace.ITU709
 OUTPUT_RANGE = ColorRange.MPEG
 AVCOL_BT709 = 1  # AVCOL_PRI_BT709 == AVCOL_TRC_BT709 == AVCOL_SPC_BT709
 AVCOL_RANGE_MPEG = 1
+# swscale's default YCbCr -> RGB path darkens by half a level on average (measured: -0.49);
+# with these flags it is exact, for about 1 ms more per 920x672 frame.
+EXACT = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.BITEXACT
+EXACT_IN = EXACT | Interpolation.FULL_CHR_H_INT
 
 
 def _bits(fmt: av.VideoFormat) -> int:
@@ -51,9 +55,9 @@ def frame_lightness(frame: av.VideoFrame) -> np.ndarray:
     """
     deep = _bits(frame.format) > 8
     if frame.format.name.startswith("gray") or _chroma_is_neutral(frame):
-        gray = frame.to_ndarray(format="gray16le" if deep else "gray")
+        gray = frame.to_ndarray(format="gray16le" if deep else "gray", interpolation=EXACT_IN)
         return color.gray_to_l(gray)
-    rgb = frame.to_ndarray(format="rgb48le" if deep else "rgb24")
+    rgb = frame.to_ndarray(format="rgb48le" if deep else "rgb24", interpolation=EXACT_IN)
     return color.rgb_to_l(color.to_float_rgb(rgb))
 
 
@@ -98,6 +102,7 @@ def rgb_to_frame(rgb: np.ndarray, size: tuple[int, int], pix_fmt: str) -> av.Vid
         format=pix_fmt,
         dst_colorspace=OUTPUT_COLORSPACE if yuv else None,
         dst_color_range=OUTPUT_RANGE if yuv else None,
+        interpolation=EXACT,
     )
     if yuv:
         out.color_primaries = AVCOL_BT709

@@ -116,7 +116,7 @@ def colorize_video(
     src: Path,
     dst: Path,
     colorizer: Colorizer,
-    config: EncodeConfig = EncodeConfig(),
+    config: EncodeConfig | None = None,
     *,
     progress: FrameProgress | None = None,
     stage: TemporalStage | None = None,
@@ -135,6 +135,7 @@ def colorize_video(
         UnsupportedMedia: ``src`` cannot be opened, has no video stream, or no frame decodes.
         EncodeError: the output cannot be encoded or written.
     """
+    config = config or EncodeConfig()
     try:
         inp = av.open(str(src))
     except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
@@ -161,10 +162,10 @@ def colorize_video(
             except av.FFmpegError as e:
                 if ok:
                     raise EncodeError(f"cannot finish {dst.name}: {e}") from e
+        warnings = layout.warnings + run.warnings(inp)
     finally:
         inp.close()
-    return VideoResult(run.frames_written, run.duration(), layout.size, layout.notes,
-                       layout.warnings + run.warnings(inp))
+    return VideoResult(run.frames_written, run.duration(), layout.size, layout.notes, warnings)
 
 
 def _pick_video(inp: InputContainer, src: Path) -> VideoStream:
@@ -218,8 +219,15 @@ _END = object()
 class _Run:
     """One pass over a file: owns the threads and their bookkeeping."""
 
-    def __init__(self, inp: InputContainer, video_in: VideoStream, layout: OutputLayout,
-                 colorizer: Colorizer, stage: TemporalStage | None, queue_depth: int) -> None:
+    def __init__(
+        self,
+        inp: InputContainer,
+        video_in: VideoStream,
+        layout: OutputLayout,
+        colorizer: Colorizer,
+        stage: TemporalStage | None,
+        queue_depth: int,
+    ) -> None:
         self.inp = inp
         self.video_in = video_in
         self.layout = layout
@@ -246,13 +254,15 @@ class _Run:
         self.last_stamp: int | None = None
         # AVI keeps no pts: a frame's time is its index. FFmpeg reads the first frame of some
         # AVIs one tick late; AVI to AVI, frames keep their index (the first packet's dts).
-        self.index_timed = (inp.format.name in NO_PTS_FORMATS
-                            and layout.container.format.name in NO_PTS_FORMATS)
+        self.index_timed = (
+            inp.format.name in NO_PTS_FORMATS and layout.container.format.name in NO_PTS_FORMATS
+        )
         self.first_packet_dts: int | None = None
         self.pts_shift: int | None = None
         self.first_pts: int | None = None
         # writer bookkeeping
         self.frames_written = 0
+        self.last_written_pts: int | None = None
         self.end_pts: int | None = None
         self.dead_routes: dict[int, str] = {}
         self.resized_frames = 0
@@ -260,10 +270,12 @@ class _Run:
     # -- orchestration ---------------------------------------------------------------------
 
     def execute(self, progress: FrameProgress | None) -> None:
-        reader = threading.Thread(target=self._guard, args=(self._read,), name="restore-read",
-                                  daemon=True)
-        writer = threading.Thread(target=self._guard, args=(self._write,), name="restore-write",
-                                  daemon=True)
+        reader = threading.Thread(
+            target=self._guard, args=(self._read,), name="restore-read", daemon=True
+        )
+        writer = threading.Thread(
+            target=self._guard, args=(self._write,), name="restore-write", daemon=True
+        )
         reader.start()
         writer.start()
         try:
@@ -384,8 +396,10 @@ class _Run:
             batch.passengers += [(route, f) for f in self._decode_audio(None, route)]
             batch.passengers.append((route, None))
         if not started:
-            raise UnsupportedMedia("no video frame could be decoded"
-                                   + (f": {self.first_decode_error}" if self.first_decode_error else ""))
+            raise UnsupportedMedia(
+                "no video frame could be decoded"
+                + (f": {self.first_decode_error}" if self.first_decode_error else "")
+            )
         if batch.items or batch.passengers:
             emit()
         self._put(self.q_in, _END)
@@ -455,7 +469,9 @@ class _Run:
                 self._pass(route, payload)
             for it in batch.items:
                 if it.ab is None:
-                    raise RuntimeError("a frame reached the encoder without ab (temporal stage bug)")
+                    raise RuntimeError(
+                        "a frame reached the encoder without ab (temporal stage bug)"
+                    )
                 frame = self._encodable(it)
                 try:
                     out.mux(video.encode(frame))
@@ -475,9 +491,16 @@ class _Run:
         if abs(rgb.shape[1] - size[0]) > 1 or abs(rgb.shape[0] - size[1]) > 1:
             self.resized_frames += 1  # the input changed resolution mid-stream
         frame = rgb_to_frame(rgb, size, self.layout.pix_fmt)
-        frame.pts = it.pts
-        frame.time_base = self.time_base
-        frame.duration = it.duration
+        pts, duration, tb = it.pts, it.duration, self.layout.time_base
+        if tb != self.time_base:  # only into AVI from elsewhere: time is the frame index
+            pts = round(pts * self.time_base / tb)
+            duration = round(duration * self.time_base / tb)
+            if self.last_written_pts is not None and pts <= self.last_written_pts:
+                pts = self.last_written_pts + 1
+            self.last_written_pts = pts
+        frame.pts = pts
+        frame.time_base = tb
+        frame.duration = duration
         return frame
 
     def _pass(self, route: Route, payload: av.Packet | av.AudioFrame | None) -> None:
@@ -511,20 +534,32 @@ class _Run:
         elif expected_end is not None and got_end is not None:
             frame_time = float(self.default_step * self.time_base)
             if expected_end - got_end > 2 * frame_time + 0.05:
-                out.append(f"decoding stopped at frame {n} ({got_end - (start or 0.0):.2f} s of "
-                           f"{expected_end - (start or 0.0):.2f} s): input truncated or damaged")
+                out.append(
+                    f"decoding stopped at frame {n} ({got_end - (start or 0.0):.2f} s of "
+                    f"{expected_end - (start or 0.0):.2f} s): input truncated or damaged"
+                )
         if self.decode_errors:
-            out.append(f"{self.decode_errors} video packet(s) could not be decoded and were "
-                       f"skipped (first: {self.first_decode_error})")
+            out.append(
+                f"{self.decode_errors} video packet(s) could not be decoded and were "
+                f"skipped (first: {self.first_decode_error})"
+            )
         if self.untimed_frames:
-            out.append(f"{self.untimed_frames} frame(s) had no timestamp; placed after the previous one")
+            out.append(
+                f"{self.untimed_frames} frame(s) had no timestamp; placed after the previous one"
+            )
         if self.nudged_frames:
-            out.append(f"{self.nudged_frames} frame(s) had non-increasing timestamps; moved by one tick")
+            out.append(
+                f"{self.nudged_frames} frame(s) had non-increasing timestamps; moved by one tick"
+            )
         if self.untimed_packets:
-            out.append(f"{self.untimed_packets} packet(s) of other streams had no timestamp; skipped")
+            out.append(
+                f"{self.untimed_packets} packet(s) of other streams had no timestamp; skipped"
+            )
         if self.resized_frames:
-            out.append(f"{self.resized_frames} frame(s) changed size mid-stream; rescaled to "
-                       f"{self.layout.size[0]}x{self.layout.size[1]}")
+            out.append(
+                f"{self.resized_frames} frame(s) changed size mid-stream; rescaled to "
+                f"{self.layout.size[0]}x{self.layout.size[1]}"
+            )
         for index, err in self.dead_routes.items():
             out.append(f"stream #{index} could not be written and was cut short: {err}")
         return out

@@ -82,6 +82,7 @@ class OutputLayout:
 
     container: OutputContainer
     video: VideoStream
+    time_base: Fraction  # of the encoded frames' pts
     size: tuple[int, int]  # (width, height) encoded
     pix_fmt: str
     routes: dict[int, Route]  # input stream index -> route (video and dropped streams absent)
@@ -100,8 +101,9 @@ def carried_tags(tags: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def open_output(path: Path, inp: InputContainer, video_in: VideoStream,
-                config: EncodeConfig) -> OutputLayout:
+def open_output(
+    path: Path, inp: InputContainer, video_in: VideoStream, config: EncodeConfig
+) -> OutputLayout:
     """Create the output container with every stream configured; nothing is written yet.
 
     The header is written by the first mux, so the caller can still set the display matrix
@@ -118,13 +120,22 @@ def open_output(path: Path, inp: InputContainer, video_in: VideoStream,
         raise
 
 
-def _layout(out: OutputContainer, inp: InputContainer, video_in: VideoStream,
-            config: EncodeConfig) -> OutputLayout:
+def _layout(
+    out: OutputContainer, inp: InputContainer, video_in: VideoStream, config: EncodeConfig
+) -> OutputLayout:
     warnings: list[str] = []
     out.metadata.update(carried_tags(dict(inp.metadata)))
     video, size, pix_fmt = _add_video(out, video_in, config, warnings)
-    notes = [StreamNote(video_in.index, "video", video_in.codec_context.name, "colorized",
-                        video_in.metadata.get("language"), f"{video.codec_context.name} {pix_fmt}")]
+    notes = [
+        StreamNote(
+            video_in.index,
+            "video",
+            _codec_name(video_in),
+            "colorized",
+            video_in.metadata.get("language"),
+            f"{video.codec_context.name} {pix_fmt}",
+        )
+    ]
     routes: dict[int, Route] = {}
     for s in inp.streams:
         if s is video_in:
@@ -142,15 +153,19 @@ def _layout(out: OutputContainer, inp: InputContainer, video_in: VideoStream,
     except (av.FFmpegError, ValueError, TypeError) as e:  # chapters are optional per format
         warnings.append(f"chapters not carried over: {e}")
     notes.sort(key=lambda n: n.index)
-    return OutputLayout(out, video, size, pix_fmt, routes, notes, warnings)
+    return OutputLayout(
+        out, video, video.codec_context.time_base, size, pix_fmt, routes, notes, warnings
+    )
 
 
 def _codec_name(s: Stream) -> str | None:
-    return s.codec_context.name if s.codec_context is not None else None
+    """The codec's canonical name ("mp3", not the decoder's "mp3float")."""
+    return s.codec_context.codec.canonical_name if s.codec_context is not None else None
 
 
-def _add_video(out: OutputContainer, src: VideoStream, config: EncodeConfig,
-               warnings: list[str]) -> tuple[VideoStream, tuple[int, int], str]:
+def _add_video(
+    out: OutputContainer, src: VideoStream, config: EncodeConfig, warnings: list[str]
+) -> tuple[VideoStream, tuple[int, int], str]:
     rate = src.average_rate or src.guessed_rate or src.base_rate or Fraction(25)
     names = [config.codec] if config.codec else [DEFAULT_CODEC, out.default_video_codec]
     stream: VideoStream | None = None
@@ -165,8 +180,10 @@ def _add_video(out: OutputContainer, src: VideoStream, config: EncodeConfig,
     if stream is None:
         raise EncodeError(f"cannot encode video into {out.format.name}: {'; '.join(errors)}")
     if stream.codec_context.name != names[0]:
-        warnings.append(f"{out.format.name} cannot hold {names[0]}; video encoded with "
-                        f"{stream.codec_context.name}")
+        warnings.append(
+            f"{out.format.name} cannot hold {names[0]}; video encoded with "
+            f"{stream.codec_context.name}"
+        )
     cc = stream.codec_context
     pix_fmt = config.pix_fmt
     supported = [f.name for f in (cc.codec.video_formats or [])]
@@ -175,12 +192,19 @@ def _add_video(out: OutputContainer, src: VideoStream, config: EncodeConfig,
     width, height = src.codec_context.width, src.codec_context.height
     size = encoded_size(width, height, pix_fmt)
     if size != (width, height):
-        warnings.append(f"{width}x{height} cannot be encoded in {pix_fmt}; padded to "
-                        f"{size[0]}x{size[1]} by repeating the last column/row")
+        warnings.append(
+            f"{width}x{height} cannot be encoded in {pix_fmt}; padded to "
+            f"{size[0]}x{size[1]} by repeating the last column/row"
+        )
     stream.width, stream.height = size
     stream.pix_fmt = pix_fmt
-    stream.time_base = src.time_base  # every frame keeps its input pts in its input time base
-    cc.time_base = src.time_base
+    # Every frame keeps its input pts in the input's time base, except in AVI, which has no
+    # pts: there a frame's time is its index, so the time base is one frame.
+    time_base = src.time_base or Fraction(1, 90000)
+    if out.format.name in NO_PTS_FORMATS:
+        time_base = 1 / Fraction(rate)
+    stream.time_base = time_base
+    cc.time_base = time_base
     sar = src.codec_context.sample_aspect_ratio
     if sar:
         cc.sample_aspect_ratio = sar
@@ -206,8 +230,6 @@ def _quality_options(codec: str, config: EncodeConfig, warnings: list[str]) -> d
             opts["preset"] = config.preset
         if codec.startswith("libvpx"):
             opts["b"] = "0"  # constant quality, no bitrate cap
-        if codec == "libx264" and config.threads:
-            opts["threads"] = str(config.threads)
         return opts
     # Codecs without CRF (mpeg4, mpeg2video, ...): a fixed quantiser of similar quality.
     q = max(1, min(31, round(config.crf / 6)))
@@ -234,8 +256,10 @@ def _route(out: OutputContainer, s: Stream, warnings: list[str]) -> Route | Stre
             o.metadata.update(carried_tags(dict(s.metadata)))
             o.disposition = s.disposition
             enc = o.codec_context.name
-            warnings.append(f"audio stream #{s.index} ({name}) cannot be copied into "
-                            f"{out.format.name}; re-encoded as {enc}")
+            warnings.append(
+                f"audio stream #{s.index} ({name}) cannot be copied into "
+                f"{out.format.name}; re-encoded as {enc}"
+            )
             return Route(o, True, StreamNote(s.index, s.type, name, "re-encoded", lang, enc))
     why = f"{out.format.name} cannot hold it"
     warnings.append(f"{s.type} stream #{s.index} ({name}) left out: {why}")
@@ -258,20 +282,27 @@ def _copyable(format_name: str, s: Stream) -> bool:
 
 
 def _audio_encoder(out: OutputContainer, s: Stream) -> Stream | None:
-    """An audio encoder stream the container accepts, with the input's layout and a fitting rate."""
+    """An audio encoder the container accepts (its own default first), keeping the layout."""
     cc = s.codec_context
-    for name in ("aac", out.default_audio_codec):
+    for name in dict.fromkeys((out.default_audio_codec, "aac")):
         try:
             codec = av.Codec(name, "w")
-            rates = codec.audio_rates
-            rate = cc.sample_rate
-            if rates and rate not in rates:
-                rate = 48000 if 48000 in rates else max(rates)
-            o = out.add_stream(codec.name, rate=rate)
-            o.codec_context.layout = cc.layout
-            return o
         except (ValueError, av.FFmpegError):
             continue
+        rate = cc.sample_rate
+        rates = codec.audio_rates
+        if rates and rate not in rates:
+            rate = 48000 if 48000 in rates else max(rates)
+        try:  # the muxer may refuse the pairing only when the header is written
+            with av.open(io.BytesIO(), "w", format=out.format.name) as probe:
+                trial = probe.add_stream(codec.name, rate=rate)
+                trial.codec_context.layout = cc.layout
+                probe.start_encoding()
+            o = out.add_stream(codec.name, rate=rate)
+        except (ValueError, av.FFmpegError, NotImplementedError):
+            continue
+        o.codec_context.layout = cc.layout
+        return o
     return None
 
 

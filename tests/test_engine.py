@@ -1,0 +1,113 @@
+"""The inference engine and `restore eval`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from restore import color
+from restore.cli import main
+from restore.engine import Colorizer, EngineConfig, render_shape, resolve_device, resolve_precision
+from restore.evaluate import score_image
+
+from .conftest import synthetic_photo
+
+
+@pytest.mark.parametrize(
+    "h,w,size,expected",
+    [
+        (480, 640, 256, (256, 352)),
+        (640, 480, 256, (352, 256)),
+        (100, 100, 256, (256, 256)),
+        (200, 4000, 256, (256, 1024)),
+        (33, 47, 64, (64, 96)),
+    ],
+)
+def test_render_shape_keeps_aspect_in_multiples_of_32(
+    h: int, w: int, size: int, expected: tuple
+) -> None:
+    assert render_shape(h, w, size) == expected
+
+
+def test_colorize_keeps_full_resolution_and_lightness(tiny_weights: Path) -> None:
+    engine = Colorizer.from_weights(
+        tiny_weights, EngineConfig(device="cpu", precision="fp32", render_size=64, batch_size=2)
+    )
+    sizes = [(61, 83), (120, 90), (64, 64)]
+    lights = [
+        color.rgb_to_l(synthetic_photo(h, w, seed=i).astype(np.float32) / 255)
+        for i, (h, w) in enumerate(sizes)
+    ]
+    outs = engine.colorize(lights)
+    for lightness, out in zip(lights, outs, strict=True):
+        assert out.shape == (*lightness.shape, 3) and out.dtype == np.float32
+        assert out.min() >= 0.0 and out.max() <= 1.0
+        # full-resolution detail comes from the input: L of the output equals the input's L
+        assert np.abs(color.rgb_to_l(out) - lightness).mean() < 1.0
+
+
+def test_batching_does_not_change_results_for_equal_sizes(tiny_weights: Path) -> None:
+    cfg = EngineConfig(device="cpu", precision="fp32", render_size=64, batch_size=3)
+    engine = Colorizer.from_weights(tiny_weights, cfg)
+    lights = [
+        color.rgb_to_l(synthetic_photo(80, 100, seed=i).astype(np.float32) / 255) for i in range(3)
+    ]
+    together = engine.ab_full(lights)
+    alone = [engine.ab_full([x])[0] for x in lights]
+    for a, b in zip(together, alone, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-3)
+
+
+def test_device_and_precision_resolution() -> None:
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_precision("fp32", resolve_device("cpu")).is_floating_point
+    assert str(resolve_precision("fp16", resolve_device("cpu"))) == "torch.float16"
+
+
+def test_scores_perfect_and_gray() -> None:
+    truth = synthetic_photo(64, 64).astype(np.float32) / 255
+    perfect = score_image("x", truth, truth)
+    assert perfect.psnr == pytest.approx(100.0) and perfect.delta_e < 1e-3
+    assert perfect.colourfulness == pytest.approx(perfect.colourfulness_truth)
+    gray = np.repeat(color.l_to_gray(color.rgb_to_l(truth))[..., None], 3, axis=2)
+    sc = score_image("x", truth, gray)
+    assert sc.psnr == pytest.approx(sc.psnr_gray, abs=0.05)
+    assert sc.colourfulness < 1.0 < sc.colourfulness_truth
+
+
+def test_eval_command_table_and_json(tiny_weights: Path, tmp_path: Path) -> None:
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"t{i}.png"), synthetic_photo(64, 80, seed=i)[..., ::-1])
+    out = tmp_path / "scores.json"
+    res = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            str(tmp_path),
+            "--weights",
+            str(tiny_weights),
+            "--render-size",
+            "64",
+            "--device",
+            "cpu",
+            "--json",
+            str(out),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "mean" in res.output and "colourfulness / truth" in res.output
+    data = json.loads(out.read_text())
+    assert len(data["images"]) == 3 and data["mean"]["n"] == 3
+    assert data["weights"]["sha256"]
+
+
+def test_eval_refuses_foreign_weights(tmp_path: Path) -> None:
+    bad = tmp_path / "w.safetensors"
+    bad.write_bytes(b"nonsense")
+    res = CliRunner().invoke(main, ["eval", str(tmp_path), "--weights", str(bad)])
+    assert res.exit_code == 1 and "not a readable" in res.output
