@@ -324,15 +324,43 @@ def test_temporal_stage_sees_every_frame_in_order_and_its_ab_is_used(
     assert packets(dst, "audio") == packets(src, "audio")
 
 
+def test_frames_stream_through_a_bounded_pipeline(
+    tmp_path: Path, colorizer: Colorizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import restore.video.pipeline as pipeline
+
+    src = write_clip(tmp_path / "long.mkv", Clip(width=64, height=48, frames=200))
+    decoded = {"n": 0}
+    real = pipeline.frame_lightness
+
+    def counting(frame: av.VideoFrame) -> np.ndarray:
+        decoded["n"] += 1
+        return real(frame)
+
+    monkeypatch.setattr(pipeline, "frame_lightness", counting)
+    ahead: list[int] = []
+
+    def watch(batches: Iterator[Batch]) -> Iterator[Batch]:
+        seen = 0
+        for batch in batches:
+            seen += len(batch.items)
+            ahead.append(decoded["n"] - seen)  # frames read but not yet past this point
+            yield batch
+
+    result = colorize_video(
+        src, tmp_path / "o.mkv", colorizer, EncodeConfig(preset="ultrafast"), stage=watch
+    )
+    assert result.frames == 200 and len(ahead) == 50
+    assert max(ahead) <= 2 * colorizer.config.batch_size  # the reader never runs ahead
+
+
 # ----------------------------------------------------------------------------- usage
 
 
 def test_missing_default_weights_is_a_clear_usage_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import restore.weights
-
-    monkeypatch.setattr(restore.weights, "DEFAULT_WEIGHTS", tmp_path / "none.safetensors")
+    monkeypatch.setenv("RESTORE_WEIGHTS", str(tmp_path / "none.safetensors"))
     src = write_clip(tmp_path / "a.mp4", Clip(frames=2))
     result = CliRunner().invoke(main, ["video", str(src)])
     assert result.exit_code == 2

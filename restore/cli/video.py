@@ -9,7 +9,13 @@ from pathlib import Path
 import click
 
 from restore.cli import _setup_logging, main
-from restore.cli.photos import EXIT_INTERRUPTED, StartupError, _check_device, _check_render_size
+from restore.cli.photos import (
+    EXIT_INTERRUPTED,
+    StartupError,
+    _check_device,
+    _check_render_size,
+    _interrupt_on_sigterm,
+)
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
                 "slower", "veryslow", "placebo")  # fmt: skip
@@ -22,7 +28,7 @@ def _check_codec(ctx: click.Context, param: click.Parameter, value: str | None) 
 
     try:
         codec = av.Codec(value, "w")
-    except Exception as e:  # av raises several types for unknown names
+    except ValueError as e:  # av.codec.codec.UnknownCodecError
         raise click.BadParameter(f"no encoder named {value!r} in this FFmpeg build") from e
     if codec.type != "video":
         raise click.BadParameter(f"{value!r} is a {codec.type} encoder, not a video encoder")
@@ -155,6 +161,7 @@ def video(
     Exit codes: 0 all done or skipped, 1 some files failed, 2 usage error, 130 interrupted.
     """
     import os
+    import signal
 
     import av
     import cv2
@@ -168,7 +175,7 @@ def video(
     from restore.runtime import tune_allocator
     from restore.video import EncodeConfig, colorize_video, plan_outputs
     from restore.video.files import VIDEO_SUFFIXES, is_up_to_date, remove_stale_temps_for
-    from restore.weights import DEFAULT_WEIGHTS
+    from restore.weights import default_weights
 
     _setup_logging(verbose)
     try:
@@ -179,11 +186,13 @@ def video(
         click.echo(f"No videos found (looked for {' '.join(sorted(VIDEO_SUFFIXES))}).")
         ctx.exit(0)
 
-    weights = weights or DEFAULT_WEIGHTS
+    report = JobReport(command="video")  # wall time includes loading the model
+    weights = weights or default_weights()
     if not weights.is_file():
         raise StartupError(
-            f"no model weights at {weights}.\nThe default weights are not installed yet; "
-            "pass --weights FILE with a .safetensors generator (e.g. one written by `restore train`)."
+            f"no model weights at {weights}.\nThe default weights are not installed yet: pass "
+            "--weights FILE (a .safetensors generator, e.g. written by `restore train`) "
+            "or set RESTORE_WEIGHTS=FILE."
         )
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise StartupError(
@@ -204,9 +213,10 @@ def video(
         raise StartupError(str(e)) from e
     encode = EncodeConfig(codec=codec, crf=crf, preset=preset, threads=threads or 0)
 
-    report = JobReport(command="video", weights=colorizer.info.identity if colorizer.info else None)
+    report.weights = colorizer.info.identity if colorizer.info else None
     stream = open(os.devnull, "w") if quiet else sys.stdout  # noqa: SIM115
     interrupted: Path | None = None
+    previous = signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
     try:
         with JobProgress("frames", len(planned), stream=stream) as progress:
             for src, dst in planned:
@@ -245,6 +255,7 @@ def video(
                 report.add(result)
                 progress.end_file(result)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if quiet:
             stream.close()
     report.finished = time.time()

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CODEC = "libx264"
 CRF_CODECS = frozenset({"libx264", "libx265", "libvpx", "libvpx-vp9", "libsvtav1", "libaom-av1"})
+LOSSLESS_CODECS = frozenset({"ffv1", "ffvhuff", "huffyuv", "utvideo", "magicyuv", "png", "qtrle"})
 PRESET_CODECS = frozenset({"libx264", "libx265"})
 FFMPEG_QP2LAMBDA = 118
 #: Containers that store no presentation timestamps: B-frames would come back mis-stamped.
@@ -170,20 +171,20 @@ def _add_video(
     names = [config.codec] if config.codec else [DEFAULT_CODEC, out.default_video_codec]
     stream: VideoStream | None = None
     errors = []
-    for name in names:
+    for tried, name in enumerate(names):
         try:
             codec = av.Codec(name, "w")
             stream = out.add_stream(codec.name, rate=rate)  # type: ignore[assignment]
-            break
         except (ValueError, av.FFmpegError) as e:
             errors.append(str(e))
+            continue
+        if tried:
+            warnings.append(
+                f"{out.format.name} cannot hold {names[0]}; video encoded with {codec.name}"
+            )
+        break
     if stream is None:
         raise EncodeError(f"cannot encode video into {out.format.name}: {'; '.join(errors)}")
-    if stream.codec_context.name != names[0]:
-        warnings.append(
-            f"{out.format.name} cannot hold {names[0]}; video encoded with "
-            f"{stream.codec_context.name}"
-        )
     cc = stream.codec_context
     pix_fmt = config.pix_fmt
     supported = [f.name for f in (cc.codec.video_formats or [])]
@@ -231,6 +232,8 @@ def _quality_options(codec: str, config: EncodeConfig, warnings: list[str]) -> d
         if codec.startswith("libvpx"):
             opts["b"] = "0"  # constant quality, no bitrate cap
         return opts
+    if codec in LOSSLESS_CODECS:
+        return {}
     # Codecs without CRF (mpeg4, mpeg2video, ...): a fixed quantiser of similar quality.
     q = max(1, min(31, round(config.crf / 6)))
     warnings.append(f"{codec} has no CRF; encoded with fixed quantiser q={q}")
