@@ -204,6 +204,80 @@ def merge_l_ab(lightness: np.ndarray, ab: np.ndarray) -> np.ndarray:
     return lab_to_rgb(lab)
 
 
+#: Pixels per strip in :func:`merge_l_ab_u8`: its float temporaries (a few 3-channel
+#: arrays) stay in the L2 cache.
+FAST_STRIP_PIXELS = 1 << 15
+_F_KNEE = 6.0 / 29.0  # f(t) is cubic above, linear below
+# Lab -> f = (fx, fy, fz) as one affine map of (L, a, b).
+_LAB_TO_F = np.array(
+    [
+        [1 / 116, 1 / 500, 0.0, 16 / 116],
+        [1 / 116, 0.0, 0.0, 16 / 116],
+        [1 / 116, 0.0, -1 / 200, 16 / 116],
+    ],
+    dtype=np.float32,
+)
+
+
+def merge_l_ab_u8(lightness: np.ndarray, ab: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Fast :func:`merge_l_ab` for 8-bit output (what video frames and JPEGs need).
+
+    Same gamut fit as the exact path, about 20x faster: OpenCV's SIMD Lab -> sRGB
+    conversion serves the pixels inside the sRGB gamut (where it does not clip), an exact
+    linear-RGB test finds the others, and only those go through :func:`lab_to_rgb`. Works
+    in row strips that stay in cache. Differs from ``round(255 * merge_l_ab(L, ab))`` by at
+    most one level (OpenCV's gamma is a spline), measured on photos and on the whole Lab box.
+
+    Args:
+        lightness: (H, W) float32 L in [0, 100].
+        ab: (H, W, 2) float32 a/b, same size.
+        out: optional (H, W, 3) uint8 C-contiguous array to write into.
+    Returns:
+        (H, W, 3) uint8 RGB.
+    """
+    height, width = lightness.shape
+    if ab.shape != (height, width, 2):
+        raise ValueError(f"ab {ab.shape} does not match L {lightness.shape}")
+    if out is None:
+        out = np.empty((height, width, 3), np.uint8)
+    rows = max(1, FAST_STRIP_PIXELS // max(width, 1))
+    for r0 in range(0, height, rows):
+        r1 = min(height, r0 + rows)
+        n = (r1 - r0) * width
+        lab = cv2.merge(
+            (
+                np.ascontiguousarray(lightness[r0:r1], dtype=np.float32),
+                np.ascontiguousarray(ab[r0:r1], dtype=np.float32),
+            )
+        )  # (r, W, 3)
+        rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)  # clips channel-wise outside the gamut
+        bad = _out_of_gamut(lab)
+        if bad is not None:
+            flat_lab = lab.reshape(n, 3)
+            rgb.reshape(n, 3)[bad] = lab_to_rgb(flat_lab[bad][:, None, :])[:, 0, :]
+        cv2.convertScaleAbs(rgb, out[r0:r1], alpha=255.0)
+    return out
+
+
+def _out_of_gamut(lab: np.ndarray) -> np.ndarray | None:
+    """Flat indices of the pixels of (r, W, 3) float32 Lab outside the sRGB cube, or None.
+
+    The same linear RGB as :func:`lab_to_rgb` with OpenCV primitives: f(t) = g^3 +
+    (116/kappa) (t - g) with g = max(t, 6/29) is the CIE piecewise inverse in one formula.
+    """
+    rows = lab.shape[0]
+    f = cv2.transform(lab, _LAB_TO_F).reshape(rows, -1)  # one channel: scalars apply to all
+    g = cv2.max(f, _F_KNEE)
+    xyz = cv2.multiply(cv2.multiply(g, g), g)
+    xyz = cv2.scaleAdd(cv2.subtract(f, g), 116.0 / _KAPPA, xyz)
+    lin = cv2.transform(xyz.reshape(lab.shape), _XYZ2RGB_W)
+    lo, hi = float(lin.min()), float(lin.max())
+    if lo >= 0.0 and hi <= 1.0:
+        return None
+    inside = cv2.inRange(lin, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))  # (r, W) 255 inside
+    return np.flatnonzero(inside.reshape(-1) == 0)
+
+
 def colourfulness(rgb: np.ndarray) -> float:
     """Hasler-Suesstrunk colourfulness (signed opponent channels) on a 0-255 scale.
 

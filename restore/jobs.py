@@ -11,7 +11,7 @@ import enum
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ class ExitCode(enum.IntEnum):
     OK = 0  # every file done or skipped
     SOME_FAILED = 1  # at least one file failed
     USAGE = 2  # bad options or missing paths (click's own code for usage errors)
+    INTERRUPTED = 130  # Ctrl-C or SIGTERM: what shells report for SIGINT
 
 
 @dataclass
@@ -64,6 +65,7 @@ class JobReport:
     results: list[FileResult] = field(default_factory=list)
     started: float = field(default_factory=time.time)
     finished: float | None = None
+    interrupted: bool = False
 
     def add(self, result: FileResult) -> None:
         self.results.append(result)
@@ -80,11 +82,11 @@ class JobReport:
         return (self.finished or time.time()) - self.started
 
     def exit_code(self) -> ExitCode:
-        return (
-            ExitCode.SOME_FAILED
-            if any(r.status is Status.FAILED for r in self.results)
-            else ExitCode.OK
-        )
+        if self.interrupted:
+            return ExitCode.INTERRUPTED
+        if any(r.status is Status.FAILED for r in self.results):
+            return ExitCode.SOME_FAILED
+        return ExitCode.OK
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -92,6 +94,7 @@ class JobReport:
             "weights": self.weights,
             "totals": self.totals(),
             "exit_code": int(self.exit_code()),
+            "interrupted": self.interrupted,
             "wall_seconds": round(self.wall_seconds, 3),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started)),
             "files": [r.to_dict() for r in self.results],
@@ -132,12 +135,46 @@ def atomic_output(final: Path) -> Iterator[Path]:
         raise
 
 
-def remove_stale_temps(folder: Path) -> int:
-    """Delete temporaries left by a killed run (kill -9, power loss) below ``folder``."""
+def is_up_to_date(src: Path, dst: Path) -> bool:
+    """The output exists under its final name and is not older than its input.
+
+    Final names are only ever created by an atomic rename, so existing means complete.
+    """
+    try:
+        return dst.stat().st_mtime_ns >= src.stat().st_mtime_ns
+    except OSError:
+        return False
+
+
+def temps_of(final: Path) -> Iterator[Path]:
+    """Temporaries of ``final`` written by any process (see :func:`temp_path_for`)."""
+    if final.parent.is_dir():
+        yield from final.parent.glob(f".{final.stem}{TEMP_MARK}-*{final.suffix}")
+
+
+def remove_stale_temps(temps: Iterable[Path]) -> int:
+    """Delete temporaries left by a killed run (kill -9, power loss).
+
+    A temporary whose writer is still alive (an overlapping run) is left alone.
+    """
     n = 0
-    if folder.is_dir():
-        for p in folder.rglob(f"*{TEMP_MARK}*"):
-            with contextlib.suppress(OSError):
-                p.unlink()
-                n += 1
+    for p in temps:
+        if _owner_alive(p):
+            continue
+        with contextlib.suppress(OSError):
+            p.unlink()
+            n += 1
     return n
+
+
+def _owner_alive(temp: Path) -> bool:
+    pid_text = temp.stem.rpartition(TEMP_MARK + "-")[2]
+    if not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True

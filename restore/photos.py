@@ -10,7 +10,6 @@ and outputs are merged and quantised in row strips.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from restore import __version__, color
+from restore import __version__, color, jobs
 from restore.engine import Colorizer
 from restore.errors import OutputPathError, RestoreError
 from restore.imageio import (
@@ -196,47 +195,19 @@ def _is_our_output(stem: str, suffix: str, siblings: Collection[str]) -> bool:
 
 
 def remove_stale_temps(plan_: Plan) -> int:
-    """Delete temporaries left below the outputs by a killed run (kill -9, power loss).
-
-    Temporaries of a run that is still going (another process) are left alone.
-    """
+    """Delete temporaries left below the outputs by a killed run (not a live run's)."""
     found: list[Path] = []
     for root in plan_.output_roots:
         if root.is_dir():
             found += root.rglob(f"*{TEMP_MARK}*")
     for out in plan_.single_outputs:
-        if out.parent.is_dir():
-            found += out.parent.glob(f".{out.stem}{TEMP_MARK}-*{out.suffix}")
-    n = 0
-    for p in found:
-        if not _owner_alive(p):
-            with contextlib.suppress(OSError):
-                p.unlink()
-                n += 1
-    return n
-
-
-def _owner_alive(temp: Path) -> bool:
-    pid_text = temp.stem.rpartition(TEMP_MARK + "-")[2]
-    if not pid_text.isdigit() or int(pid_text) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # exists, owned by someone else
-    return True
+        found += jobs.temps_of(out)
+    return jobs.remove_stale_temps(found)
 
 
 def is_up_to_date(task: PhotoTask) -> bool:
     """The output exists under its final name and is not older than the input."""
-    if task.output is None:
-        return False
-    try:
-        return task.output.stat().st_mtime_ns >= task.input.stat().st_mtime_ns
-    except OSError:
-        return False
+    return task.output is not None and jobs.is_up_to_date(task.input, task.output)
 
 
 # ------------------------------------------------------------------------------ pixels

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from restore.errors import OutputPathError
-from restore.jobs import TEMP_MARK, is_temp
+from restore.jobs import is_temp
 
 VIDEO_SUFFIXES = frozenset(
     {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv"}
@@ -106,35 +104,3 @@ def _target(src: Path, relative: Path, output: Path | None) -> Path:
     dst = output / relative
     # Mirroring into the input's own folder would overwrite the input: mark the name instead.
     return default_output(dst) if dst.resolve() == src.resolve() else dst
-
-
-def is_up_to_date(src: Path, dst: Path) -> bool:
-    """The output exists under its final name and is not older than its input."""
-    try:
-        return dst.stat().st_mtime_ns >= src.stat().st_mtime_ns
-    except OSError:
-        return False
-
-
-def remove_stale_temps_for(final: Path) -> int:
-    """Delete temporaries of ``final`` left by a killed run (not those of a live process)."""
-    n = 0
-    if final.parent.is_dir():
-        for p in final.parent.glob(f".{final.stem}{TEMP_MARK}-*{final.suffix}"):
-            pid = p.stem.rpartition(TEMP_MARK + "-")[2]
-            if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
-                continue
-            with contextlib.suppress(OSError):
-                p.unlink()
-                n += 1
-    return n
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # exists, owned by someone else
-    return True

@@ -1,0 +1,192 @@
+"""What `restore photos` and `restore video` share: options, model start-up, the ending."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import click
+
+from restore.jobs import ExitCode, JobReport
+
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+EXIT_INTERRUPTED = int(ExitCode.INTERRUPTED)
+
+
+class StartupError(click.ClickException):
+    """Nothing could be processed (no model, bad output folder): a usage-level error."""
+
+    exit_code = int(ExitCode.USAGE)
+
+
+def _check_device(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not _DEVICE.match(value):
+        raise click.BadParameter("use auto, cpu, cuda, cuda:N or mps")
+    return value
+
+
+def _check_render_size(ctx: click.Context, param: click.Parameter, value: int) -> int:
+    if value % 32:
+        lo, hi = value // 32 * 32, value // 32 * 32 + 32
+        raise click.BadParameter(f"must be a multiple of 32 (e.g. {max(lo, 32)} or {hi})")
+    return value
+
+
+def job_options(unit: str, batch_size: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The options every colorizing command takes, in --help order."""
+    options = [
+        click.argument(
+            "paths",
+            nargs=-1,
+            required=True,
+            metavar="PATH...",
+            type=click.Path(exists=True, path_type=Path),
+        ),
+        click.option(
+            "--weights",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="Generator weights (.safetensors). Default: the weights shipped with restore.",
+        ),
+        click.option(
+            "--device",
+            default="auto",
+            show_default=True,
+            callback=_check_device,
+            help="auto, cpu, cuda, cuda:N or mps.",
+        ),
+        click.option(
+            "--precision",
+            type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+            default="auto",
+            show_default=True,
+            help="Autocast dtype (auto: fp16 on GPUs, bf16 on CPUs that have it).",
+        ),
+        click.option(
+            "--batch-size",
+            type=click.IntRange(min=1),
+            default=batch_size,
+            show_default=True,
+            help=f"{unit.capitalize()} per generator call.",
+        ),
+        click.option(
+            "--render-size",
+            type=click.IntRange(min=32, max=2048),
+            default=256,
+            show_default=True,
+            callback=_check_render_size,
+            help="Short side the generator sees (multiple of 32); colours are upsampled to "
+            "full size.",
+        ),
+        click.option("--overwrite", is_flag=True, help="Redo outputs that already exist."),
+        click.option(
+            "--report",
+            "report_path",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Write a JSON report (per file: output, status, error; totals; weights; time).",
+        ),
+        click.option(
+            "--threads", type=click.IntRange(min=1), help="CPU threads (default: all cores)."
+        ),
+        click.option("-q", "--quiet", is_flag=True, help="No progress, only the summary."),
+        click.option("-v", "--verbose", is_flag=True, help="Debug logging on stderr."),
+    ]
+
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorate
+
+
+def load_colorizer(
+    weights: Path | None,
+    device: str,
+    precision: str,
+    render_size: int,
+    batch_size: int,
+    threads: int | None,
+) -> Any:
+    """Check the device, tune the process, and load the generator once (StartupError if not)."""
+    import cv2
+    import torch
+
+    from restore.engine import Colorizer, EngineConfig
+    from restore.errors import WeightsError
+    from restore.runtime import tune_allocator
+    from restore.weights import default_weights
+
+    weights = weights or default_weights()
+    if not weights.is_file():
+        raise StartupError(
+            f"no model weights at {weights}.\nThe default weights are not installed: pass "
+            "--weights FILE (a .safetensors generator, e.g. written by `restore train`) "
+            "or set RESTORE_WEIGHTS=FILE."
+        )
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise StartupError(
+            "--device cuda: CUDA is not available on this machine (try --device cpu)"
+        )
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise StartupError("--device mps: MPS is not available on this machine (try --device cpu)")
+    tune_allocator()
+    if threads:
+        torch.set_num_threads(threads)
+        cv2.setNumThreads(threads)
+    engine = EngineConfig(
+        device=device, precision=precision, render_size=render_size, batch_size=batch_size
+    )
+    try:
+        return Colorizer.from_weights(weights, engine)
+    except WeightsError as e:
+        raise StartupError(str(e)) from e
+
+
+def _interrupt_on_sigterm(signum: int, frame: object) -> None:
+    # `kill`, systemd and cron timeouts send SIGTERM: stop like Ctrl-C (temporaries removed,
+    # summary and report written) instead of dying mid-file.
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def job_session(quiet: bool) -> Iterator[IO[str]]:
+    """SIGTERM acts as Ctrl-C for the job's duration; yields the progress stream."""
+    stream = open(os.devnull, "w") if quiet else sys.stdout  # noqa: SIM115
+    previous = signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+    try:
+        yield stream
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if quiet:
+            stream.close()
+
+
+def finish(
+    ctx: click.Context,
+    report: JobReport,
+    unit: str,
+    report_path: Path | None,
+    interrupted_note: str | None = None,
+) -> None:
+    """Summary table, --report, and the exit code (0 ok, 1 some failed, 130 interrupted)."""
+    from rich.console import Console
+
+    from restore.cli.ui import print_summary
+
+    report.finished = time.time()
+    report.interrupted = interrupted_note is not None
+    console = Console(highlight=False)
+    print_summary(report, console, unit)
+    if report_path:
+        report.write(report_path)
+        console.print(f"report: {report_path}")
+    if interrupted_note:
+        console.print(interrupted_note)
+    ctx.exit(int(report.exit_code()))
