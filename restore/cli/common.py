@@ -39,7 +39,9 @@ def _check_render_size(ctx: click.Context, param: click.Parameter, value: int) -
     return value
 
 
-def job_options(unit: str, batch_size: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def job_options(
+    unit: str, batch_size: int, output_help: str
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The options every colorizing command takes, in --help order."""
     options = [
         click.argument(
@@ -49,6 +51,7 @@ def job_options(unit: str, batch_size: int) -> Callable[[Callable[..., Any]], Ca
             metavar="PATH...",
             type=click.Path(exists=True, path_type=Path),
         ),
+        click.option("-o", "--output", type=click.Path(path_type=Path), help=output_help),
         click.option(
             "--weights",
             type=click.Path(exists=True, dir_okay=False, path_type=Path),

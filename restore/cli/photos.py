@@ -13,12 +13,10 @@ DEFAULT_MAX_PIXELS = 200_000_000  # restore.imageio's default; not imported to k
 
 
 @main.command()
-@job_options("images", batch_size=4)
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(path_type=Path),
-    help="Folder for the outputs, mirroring the input tree (default: <folder>_restored beside "
+@job_options(
+    "images",
+    batch_size=4,
+    output_help="Folder for the outputs, mirroring the input tree (default: <folder>_restored beside "
     "each folder, <name>_restored.<ext> beside each file). With one file, may name the file.",
 )
 @click.option(
@@ -50,7 +48,7 @@ def photos(
     Outputs keep each input's format, size, bit depth, EXIF and ICC profile. Finished
     outputs are skipped, so running the same command again only does new work.
 
-    Exit codes: 0 all done or skipped, 1 some files failed, 2 usage error.
+    Exit codes: 0 all done or skipped, 1 some files failed, 2 usage error, 130 interrupted.
     """
     from restore import photos as job
     from restore.cli.ui import JobProgress

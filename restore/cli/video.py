@@ -43,12 +43,10 @@ class _FileProgress:
 
 
 @main.command()
-@job_options("frames", batch_size=4)
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(path_type=Path),
-    help="Output folder (files keep their names; folders are mirrored), or with one input file "
+@job_options(
+    "frames",
+    batch_size=4,
+    output_help="Output folder (files keep their names; folders are mirrored), or with one input file "
     "the output file. Default: <name>_restored.<ext> beside each input, same container.",
 )
 @click.option(
