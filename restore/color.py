@@ -37,6 +37,10 @@ _XYZ2RGB = np.linalg.inv(_RGB2XYZ)
 _XYZ2RGB_W = (_XYZ2RGB * _WHITE[None, :]).astype(np.float32)  # from white-normalised XYZ
 _EPS = 216.0 / 24389.0  # (6/29)^3
 _KAPPA = 24389.0 / 27.0
+#: Pixels per strip in the fast 8-bit paths (:func:`rgb8_to_l`, :func:`merge_l_ab_u8`): their
+#: float temporaries stay in the L2 cache (measured at 12 MP: 32K-pixel strips 4x faster
+#: than 1M-pixel ones).
+FAST_STRIP_PIXELS = 1 << 15
 
 
 # ----------------------------------------------------------------------------- numpy
@@ -101,12 +105,45 @@ def gray_to_l(gray: np.ndarray) -> np.ndarray:
     return _f_to_l(lin)
 
 
+def rgb8_to_l(rgb: np.ndarray) -> np.ndarray:
+    """Fast :func:`rgb_to_l` for 8-bit RGB (decoded JPEGs and video frames).
+
+    Table look-up to linear RGB, one matrix row for Y, and the CIE curve written as
+    ``116 g^(1/3) - 16 + kappa (Y - g)`` with ``g = max(Y, eps)`` (its linear toe in the
+    same formula), all OpenCV SIMD passes. Agrees with :func:`rgb_to_l` to 1e-3.
+
+    Args:
+        rgb: (H, W, 3) uint8 RGB (may be a view with strides OpenCV accepts).
+    Returns:
+        (H, W) float32 L in [0, 100].
+    """
+    height, width = rgb.shape[:2]
+    out = np.empty((height, width), np.float32)
+    rows = max(1, FAST_STRIP_PIXELS // max(width, 1))  # strips: temporaries stay in cache
+    for r0 in range(0, height, rows):
+        strip = np.ascontiguousarray(rgb[r0 : r0 + rows])
+        lin = cv2.LUT(strip, _LIN_OF_SRGB8)  # (r, W, 3) float32
+        lum = cv2.transform(lin, _Y_OF_LINEAR_RGB)  # (r, W) Y
+        g = cv2.max(lum, _EPS)
+        cube_root = cv2.pow(g, 1.0 / 3.0)
+        cv2.addWeighted(
+            cube_root, 116.0, cv2.subtract(lum, g), _KAPPA, -16.0, dst=out[r0 : r0 + rows]
+        )
+    return out
+
+
 def _f_to_l(y: np.ndarray) -> np.ndarray:
     y = np.asarray(y, dtype=np.float32)
     return np.where(y > _EPS, 116.0 * np.cbrt(y) - 16.0, _KAPPA * y).astype(np.float32)
 
 
 _L_LUT8 = gray_to_l(np.arange(256, dtype=np.float32) / 255.0)
+_Y_OF_LINEAR_RGB = _RGB2XYZ[1:2].astype(np.float32)
+_LIN_OF_SRGB8 = np.where(
+    (_levels := np.arange(256, dtype=np.float64) / 255.0) <= 0.04045,
+    _levels / 12.92,
+    ((_levels + 0.055) / 1.055) ** 2.4,
+).astype(np.float32)
 _L_LUT16 = gray_to_l(np.arange(65536, dtype=np.float32) / 65535.0)
 
 
@@ -204,9 +241,6 @@ def merge_l_ab(lightness: np.ndarray, ab: np.ndarray) -> np.ndarray:
     return lab_to_rgb(lab)
 
 
-#: Pixels per strip in :func:`merge_l_ab_u8`: its float temporaries (a few 3-channel
-#: arrays) stay in the L2 cache.
-FAST_STRIP_PIXELS = 1 << 15
 _F_KNEE = 6.0 / 29.0  # f(t) is cubic above, linear below
 # Lab -> f = (fx, fy, fz) as one affine map of (L, a, b).
 _LAB_TO_F = np.array(
@@ -217,16 +251,24 @@ _LAB_TO_F = np.array(
     ],
     dtype=np.float32,
 )
+# Linear RGB quantised to 16 bits -> 8-bit sRGB. A 16-bit step moves the output by at most
+# 0.05 of a level (at black, where the curve is steepest).
+_SRGB8_OF_LIN16 = np.round(
+    255.0 * linear_to_srgb(np.arange(65536, dtype=np.float32) / 65535.0)
+).astype(np.uint8)
 
 
-def merge_l_ab_u8(lightness: np.ndarray, ab: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def merge_l_ab_u8(
+    lightness: np.ndarray, ab: np.ndarray, out: np.ndarray | None = None
+) -> np.ndarray:
     """Fast :func:`merge_l_ab` for 8-bit output (what video frames and JPEGs need).
 
-    Same gamut fit as the exact path, about 20x faster: OpenCV's SIMD Lab -> sRGB
-    conversion serves the pixels inside the sRGB gamut (where it does not clip), an exact
-    linear-RGB test finds the others, and only those go through :func:`lab_to_rgb`. Works
-    in row strips that stay in cache. Differs from ``round(255 * merge_l_ab(L, ab))`` by at
-    most one level (OpenCV's gamma is a spline), measured on photos and on the whole Lab box.
+    The same math as the exact path (Lab -> linear RGB -> gamut fit towards the gray of
+    equal luminance -> sRGB) with OpenCV's SIMD primitives on row strips that stay in
+    cache, the fit only on the pixels that leave the gamut, and the sRGB curve as a table
+    on 16-bit linear values. About 10x faster than ``merge_l_ab``; differs from
+    ``round(255 * merge_l_ab(L, ab))`` by at most one level, in very few pixels (tested on
+    the whole Lab box).
 
     Args:
         lightness: (H, W) float32 L in [0, 100].
@@ -243,39 +285,70 @@ def merge_l_ab_u8(lightness: np.ndarray, ab: np.ndarray, out: np.ndarray | None 
     rows = max(1, FAST_STRIP_PIXELS // max(width, 1))
     for r0 in range(0, height, rows):
         r1 = min(height, r0 + rows)
-        n = (r1 - r0) * width
         lab = cv2.merge(
             (
                 np.ascontiguousarray(lightness[r0:r1], dtype=np.float32),
                 np.ascontiguousarray(ab[r0:r1], dtype=np.float32),
             )
         )  # (r, W, 3)
-        rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)  # clips channel-wise outside the gamut
-        bad = _out_of_gamut(lab)
-        if bad is not None:
-            flat_lab = lab.reshape(n, 3)
-            rgb.reshape(n, 3)[bad] = lab_to_rgb(flat_lab[bad][:, None, :])[:, 0, :]
-        cv2.convertScaleAbs(rgb, out[r0:r1], alpha=255.0)
+        lin, lum = _linear_rgb(lab)
+        flat = lin.reshape(r1 - r0, -1)  # one channel: scalar operands apply to every sample
+        lo, hi, _, _ = cv2.minMaxLoc(flat)
+        if lo < 0.0 or hi > 1.0:  # typically a few % of a photo's pixels: fit only those
+            bad = np.flatnonzero(cv2.inRange(lin, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)) == 0)
+            if len(bad) * 8 > lum.size or len(bad) < 16:  # OpenCV reads tiny arrays as scalars
+                flat = _fit_gamut(lin, lum).reshape(r1 - r0, -1)
+            else:
+                pixels = lin.reshape(-1, 3)
+                some = pixels[bad].reshape(1, -1, 3)
+                pixels[bad] = _fit_gamut(some, lum.reshape(-1)[bad].reshape(1, -1)).reshape(-1, 3)
+        codes = cv2.multiply(flat, 65535.0, dtype=cv2.CV_16U)  # rounds and saturates
+        np.take(_SRGB8_OF_LIN16, codes, out=out[r0:r1].reshape(r1 - r0, -1))
     return out
 
 
-def _out_of_gamut(lab: np.ndarray) -> np.ndarray | None:
-    """Flat indices of the pixels of (r, W, 3) float32 Lab outside the sRGB cube, or None.
+def _linear_rgb(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Linear RGB exactly as in :func:`lab_to_rgb`, with OpenCV primitives.
 
-    The same linear RGB as :func:`lab_to_rgb` with OpenCV primitives: f(t) = g^3 +
-    (116/kappa) (t - g) with g = max(t, 6/29) is the CIE piecewise inverse in one formula.
+    f(t) = g^3 + (116/kappa) (t - g) with g = max(t, 6/29) is the CIE piecewise inverse in
+    one formula (its linear piece is the tangent of the cube at the knee).
+
+    Args:
+        lab: (r, W, 3) float32 Lab.
+    Returns:
+        (r, W, 3) float32 linear RGB (may leave [0, 1]) and (r, W) float32 luminance Y
+        clipped to [0, 1].
     """
     rows = lab.shape[0]
-    f = cv2.transform(lab, _LAB_TO_F).reshape(rows, -1)  # one channel: scalars apply to all
+    f = cv2.transform(lab, _LAB_TO_F).reshape(rows, -1)
     g = cv2.max(f, _F_KNEE)
     xyz = cv2.multiply(cv2.multiply(g, g), g)
-    xyz = cv2.scaleAdd(cv2.subtract(f, g), 116.0 / _KAPPA, xyz)
-    lin = cv2.transform(xyz.reshape(lab.shape), _XYZ2RGB_W)
-    lo, hi = float(lin.min()), float(lin.max())
-    if lo >= 0.0 and hi <= 1.0:
-        return None
-    inside = cv2.inRange(lin, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))  # (r, W) 255 inside
-    return np.flatnonzero(inside.reshape(-1) == 0)
+    xyz = cv2.scaleAdd(cv2.subtract(f, g), 116.0 / _KAPPA, xyz).reshape(lab.shape)
+    lum = cv2.min(cv2.max(cv2.extractChannel(xyz, 1), 0.0), 1.0)
+    return cv2.transform(xyz, _XYZ2RGB_W), lum
+
+
+def _fit_gamut(lin: np.ndarray, lum: np.ndarray) -> np.ndarray:
+    """:func:`fit_gamut_linear` with OpenCV primitives (the final clip is left to the caller).
+
+    The largest s in [0, 1] keeping Y + s (rgb - Y) in the cube is bounded by the largest
+    and the smallest channel only.
+
+    Args:
+        lin: (r, W, 3) float32 linear RGB; lum: (r, W) float32 luminance in [0, 1].
+    Returns:
+        (r, W, 3) float32 linear RGB, in [0, 1] up to rounding.
+    """
+    y = lum
+    channels = cv2.split(lin)
+    top = cv2.subtract(cv2.max(cv2.max(channels[0], channels[1]), channels[2]), y)
+    bottom = cv2.subtract(y, cv2.min(cv2.min(channels[0], channels[1]), channels[2]))
+    s = cv2.min(
+        cv2.divide(cv2.subtract(1.0, y), cv2.max(top, 1e-12)),
+        cv2.divide(y, cv2.max(bottom, 1e-12)),
+    )
+    s = cv2.min(s, 1.0)  # s >= 0 as Y is in [0, 1]
+    return cv2.merge([cv2.add(y, cv2.multiply(s, cv2.subtract(c, y))) for c in channels])
 
 
 def colourfulness(rgb: np.ndarray) -> float:

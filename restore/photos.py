@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
+import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -223,6 +226,8 @@ def lightness_of(pixels: np.ndarray) -> np.ndarray:
     """
     if pixels.ndim == 2:
         return color.gray_to_l(pixels)
+    if pixels.dtype == np.uint8:
+        return color.rgb8_to_l(pixels)
     height, width = pixels.shape[:2]
     out = np.empty((height, width), np.float32)
     rows = max(1, STRIP_PIXELS // width)
@@ -235,7 +240,8 @@ def merge_full(lightness: np.ndarray, ab_small: np.ndarray, dtype: type[np.integ
     """Upsample ab to full size and merge it with L, strip by strip.
 
     Same result as ``merge_l_ab(L, Colorizer.upsample_ab(ab, H, W))`` (bilinear, OpenCV
-    pixel centres) without holding full-size float ab and RGB.
+    pixel centres) without holding full-size float ab and RGB; 8-bit output goes through
+    :func:`restore.color.merge_l_ab_u8` (within one level of it).
 
     Args:
         lightness: (H, W) float32 L in [0, 100].
@@ -255,8 +261,12 @@ def merge_full(lightness: np.ndarray, ab_small: np.ndarray, dtype: type[np.integ
     rows = max(1, STRIP_PIXELS // width)
     for r0 in range(0, height, rows):
         r1 = min(height, r0 + rows)
-        rgb = color.merge_l_ab(lightness[r0:r1], _rows_bilinear(wide, height, r0, r1))
-        out[r0:r1] = (rgb * top + 0.5).astype(dtype)
+        ab = _rows_bilinear(wide, height, r0, r1)
+        if dtype == np.uint8:
+            color.merge_l_ab_u8(lightness[r0:r1], ab, out[r0:r1])
+        else:
+            rgb = color.merge_l_ab(lightness[r0:r1], ab)
+            out[r0:r1] = (rgb * top + 0.5).astype(dtype)
     return out
 
 
@@ -272,8 +282,11 @@ def _rows_bilinear(src: np.ndarray, height: int, r0: int, r1: int) -> np.ndarray
     y0 = np.clip(y0, 0, h - 1)
     fy[y0 >= h - 1] = 0.0
     y1 = np.minimum(y0 + 1, h - 1)
-    fy = fy[:, None, None]
-    return src[y0] * (1.0 - fy) + src[y1] * fy
+    out = np.empty((r1 - r0, *src.shape[1:]), np.float32)
+    for i in range(r1 - r0):  # one SIMD blend per row: no full-strip temporaries
+        f = float(fy[i])
+        cv2.addWeighted(src[y0[i]], 1.0 - f, src[y1[i]], f, 0.0, dst=out[i])
+    return out
 
 
 # --------------------------------------------------------------------------------- run
@@ -311,7 +324,62 @@ def run(
 
     A failing file is reported and the run goes on. KeyboardInterrupt propagates; no
     output is ever left under its final name unless complete.
+
+    With ``colorizer.config.workers`` > 1, that many threads each take the next file from
+    the list and run the whole chain (decode, generator, merge, encode) on their own
+    batches, so decoding and merging overlap the generator; ``on_result`` is still called
+    from the caller's thread, one call at a time.
     """
+    workers = max(1, colorizer.config.workers)
+    if workers == 1:
+        _run_serial(tasks, colorizer, config, on_result, marking)
+        return
+    lock = threading.Lock()
+    shared = iter(tasks)
+    stop = threading.Event()
+    results: queue.Queue[FileResult | None] = queue.Queue()
+
+    def next_task() -> Iterator[PhotoTask]:
+        while not stop.is_set():
+            with lock:
+                task = next(shared, None)
+            if task is None:
+                return
+            yield task
+
+    def work() -> None:
+        try:
+            _run_serial(next_task(), colorizer, config, results.put, marking)
+        except BaseException:
+            stop.set()  # the other workers stop too; raised below
+            raise
+        finally:
+            results.put(None)  # this worker is done
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="restore-photos") as pool:
+        futures = [pool.submit(work) for _ in range(workers)]
+        try:
+            running = workers
+            while running:
+                item = results.get()
+                if item is None:
+                    running -= 1
+                else:
+                    on_result(item)
+        except BaseException:
+            stop.set()  # workers finish the file in hand (outputs are atomic), then stop
+            raise
+        for f in futures:
+            f.result()  # a bug in a worker surfaces here
+
+
+def _run_serial(
+    tasks: Iterable[PhotoTask],
+    colorizer: Colorizer,
+    config: PhotosConfig,
+    on_result: Callable[[FileResult], None],
+    marking: Marking,
+) -> None:
     batch: list[_Loaded] = []
     for task in tasks:
         if task.problem is not None or task.output is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -93,3 +94,65 @@ def test_colourfulness_zero_for_gray_and_positive_for_colour(rgb: np.ndarray) ->
     gray = np.repeat(rgb[..., :1], 3, axis=2)
     assert color.colourfulness(gray) == pytest.approx(0.0, abs=1e-9)
     assert color.colourfulness(rgb) > 30
+
+
+def _exact_u8(lab: np.ndarray) -> np.ndarray:
+    return (color.merge_l_ab(lab[..., 0], lab[..., 1:]) * 255.0 + 0.5).astype(np.uint8)
+
+
+@pytest.mark.parametrize("chroma", [110.0, 25.0])
+def test_fast_merge_within_one_level_of_exact(
+    chroma: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(color, "FAST_STRIP_PIXELS", 997)  # many strips, ragged last one
+    rng = np.random.default_rng(3)
+    lab = np.empty((61, 83, 3), np.float32)
+    lab[..., 0] = rng.uniform(0, 100, (61, 83))
+    lab[..., 1:] = rng.uniform(-chroma, chroma, (61, 83, 2))
+    lab[0, :4] = [[0, 0, 0], [100, 0, 0], [0, 80, -80], [100, -80, 80]]  # the corners
+    exact = _exact_u8(lab).astype(int)
+    out = np.full((61, 83, 3), 7, np.uint8)
+    fast = color.merge_l_ab_u8(lab[..., 0], lab[..., 1:], out=out)
+    assert fast is out and fast.dtype == np.uint8
+    diff = np.abs(fast.astype(int) - exact)
+    assert diff.max() <= 1
+    assert (diff > 0).mean() < 0.01
+    # The gamut fit is really done: clipping channel by channel would differ a lot.
+    naive = cv2.convertScaleAbs(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB), alpha=255.0).astype(int)
+    assert np.abs(naive - exact).max() > 20
+
+
+def test_fast_merge_keeps_neutral_gray_exact() -> None:
+    levels = np.arange(256, dtype=np.uint8).reshape(1, 256)
+    lightness = color.gray_to_l(levels)
+    out = color.merge_l_ab_u8(lightness, np.zeros((1, 256, 2), np.float32))
+    np.testing.assert_array_equal(out, np.repeat(levels[..., None], 3, axis=2))
+
+
+def test_fast_merge_rejects_mismatched_sizes() -> None:
+    with pytest.raises(ValueError):
+        color.merge_l_ab_u8(np.zeros((4, 5), np.float32), np.zeros((4, 6, 2), np.float32))
+
+
+def test_rgb8_lightness_matches_float_path_and_skimage() -> None:
+    rng = np.random.default_rng(4)
+    rgb8 = rng.integers(0, 256, (37, 53, 3)).astype(np.uint8)
+    ref = color.rgb_to_l(color.to_float_rgb(rgb8))
+    np.testing.assert_allclose(color.rgb8_to_l(rgb8), ref, atol=1e-3)
+    np.testing.assert_allclose(color.rgb8_to_l(rgb8), skc.rgb2lab(rgb8)[..., 0], atol=1e-3)
+    levels = np.arange(256, dtype=np.uint8)[None]
+    gray = np.repeat(levels[..., None], 3, axis=2)
+    np.testing.assert_allclose(color.rgb8_to_l(gray), color.gray_to_l(levels), atol=1e-3)
+
+
+def test_fast_merge_fits_a_few_stray_pixels(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(color, "FAST_STRIP_PIXELS", 4096)
+    rng = np.random.default_rng(5)
+    lab = np.empty((64, 128, 3), np.float32)
+    lab[..., 0] = rng.uniform(30, 80, (64, 128))
+    lab[..., 1:] = rng.uniform(-5, 5, (64, 128, 2))  # in gamut ...
+    ys, xs = rng.integers(0, 64, 300), rng.integers(0, 128, 300)
+    lab[ys, xs, 1:] = rng.uniform(-110, 110, (300, 2))  # ... but for ~2 % of the pixels
+    exact = _exact_u8(lab).astype(int)
+    fast = color.merge_l_ab_u8(lab[..., 0], lab[..., 1:]).astype(int)
+    assert np.abs(fast - exact).max() <= 1

@@ -111,3 +111,39 @@ def test_eval_refuses_foreign_weights(tmp_path: Path) -> None:
     bad.write_bytes(b"nonsense")
     res = CliRunner().invoke(main, ["eval", str(tmp_path), "--weights", str(bad)])
     assert res.exit_code == 1 and "not a readable" in res.output
+
+
+def test_batchnorm_folding_keeps_outputs() -> None:
+    import copy
+
+    import torch
+    from restore.models import GeneratorConfig, UNetGenerator
+
+    from restore.engine import fold_batchnorm
+
+    torch.manual_seed(0)
+    model = UNetGenerator(GeneratorConfig(decoder_channels=(16, 16, 8, 8, 8)))
+    for m in model.modules():  # non-trivial statistics, as after training
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+    model.eval()
+    x = torch.randn(2, 1, 64, 96)
+    with torch.no_grad():
+        ref = model(x)
+        folded = fold_batchnorm(copy.deepcopy(model))
+        out = folded(x)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError):
+        fold_batchnorm(model.train())
+
+
+def test_thread_plan_prefers_parallel_single_threaded_calls_on_cpu() -> None:
+    from restore.runtime import plan_threads
+
+    assert (plan_threads(2).workers, plan_threads(2).intra_op) == (2, 1)
+    assert (plan_threads(1).workers, plan_threads(1).intra_op) == (1, 1)
+    assert (plan_threads(16).workers, plan_threads(16).intra_op) == (4, 4)
+    assert (plan_threads(8, cuda=True).workers, plan_threads(8, cuda=True).intra_op) == (1, 8)

@@ -293,3 +293,54 @@ def test_temporaries_of_a_live_run_are_left_alone(tmp_path: Path) -> None:
     dead.write_bytes(b"x")
     assert photos.remove_stale_temps(photos.plan([tmp_path / "in"])) == 1
     assert live.exists() and not dead.exists()
+
+
+def test_parallel_workers_give_the_same_outputs(tmp_path: Path, tiny_weights: Path) -> None:
+    (tmp_path / "in").mkdir()
+    for i in range(7):  # equal sizes: batch composition cannot change the padding
+        Image.fromarray(gray(40, 56, seed=i)).save(tmp_path / "in" / f"p{i}.png")
+    outputs = {}
+    for workers in (1, 2):
+        config = EngineConfig(
+            device="cpu", precision="fp32", render_size=64, batch_size=3, workers=workers
+        )
+        col = Colorizer.from_weights(tiny_weights, config)
+        plan = photos.plan([tmp_path / "in"], tmp_path / f"out{workers}")
+        results = run_all(plan.tasks, col)
+        assert sorted(r.input.name for r in results) == [f"p{i}.png" for i in range(7)]
+        assert all(r.status is Status.DONE for r in results)
+        outputs[workers] = {
+            p.name: np.asarray(Image.open(p)) for p in (tmp_path / f"out{workers}").iterdir()
+        }
+    assert outputs[1].keys() == outputs[2].keys()
+    for name, img in outputs[1].items():
+        np.testing.assert_array_equal(img, outputs[2][name])
+
+
+def test_interrupt_with_parallel_workers_leaves_only_complete_files(
+    tmp_path: Path, tiny_weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_tree(tmp_path / "in")
+    config = EngineConfig(device="cpu", precision="fp32", render_size=64, batch_size=1, workers=2)
+    col = Colorizer.from_weights(tiny_weights, config)
+    p = photos.plan([tmp_path / "in"])
+    real_write = photos.write_image
+    calls = []
+
+    def write_then_ctrl_c(path: Path, *args: object, **kw: object) -> list[str]:
+        calls.append(path)
+        if len(calls) == 2:
+            path.write_bytes(b"half an image")
+            raise KeyboardInterrupt
+        return real_write(path, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(photos, "write_image", write_then_ctrl_c)
+    results: list[FileResult] = []
+    with pytest.raises(KeyboardInterrupt):
+        photos.run(p.tasks, col, photos.PhotosConfig(), results.append)
+    out_root = tmp_path / "in_restored"
+    assert temps(out_root) == []
+    finished = [x for x in out_root.rglob("*") if x.is_file()]
+    assert len(finished) < 5  # the run stopped early
+    for f in finished:
+        Image.open(f).load()  # complete, decodable files only

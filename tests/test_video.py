@@ -401,3 +401,19 @@ def test_plan_outputs(tmp_path: Path) -> None:
         films / "b.mkv",
         films / "day1/a.mp4",
     ]
+
+
+def test_parallel_generator_calls_keep_frames_and_order(
+    tmp_path: Path, tiny_weights: Path, colorizer: Colorizer
+) -> None:
+    src = write_clip(tmp_path / "in.mp4", Clip(width=64, height=48, frames=37))
+    parallel = Colorizer.from_weights(
+        tiny_weights, EngineConfig(device="cpu", render_size=64, batch_size=4, workers=3)
+    )
+    encode = EncodeConfig(preset="ultrafast", threads=1)
+    one = colorize_video(src, tmp_path / "one.mp4", colorizer, encode)
+    three = colorize_video(src, tmp_path / "three.mp4", parallel, encode)
+    assert one.frames == three.frames == 37
+    assert frame_times(tmp_path / "three.mp4") == frame_times(src)
+    a, b = video_frames(tmp_path / "one.mp4"), video_frames(tmp_path / "three.mp4")
+    assert max(int(np.abs(x.astype(int) - y).max()) for x, y in zip(a, b, strict=True)) == 0

@@ -95,7 +95,10 @@ def job_options(
             help="Write a JSON report (per file: output, status, error; totals; weights; time).",
         ),
         click.option(
-            "--threads", type=click.IntRange(min=1), help="CPU threads (default: all cores)."
+            "--threads",
+            type=click.IntRange(min=1),
+            help="CPU cores to use (default: all). The generator runs that many "
+            "single-threaded calls at once (up to 4), overlapping decoding and encoding.",
         ),
         click.option("-q", "--quiet", is_flag=True, help="No progress, only the summary."),
         click.option("-v", "--verbose", is_flag=True, help="Debug logging on stderr."),
@@ -118,12 +121,11 @@ def load_colorizer(
     threads: int | None,
 ) -> Any:
     """Check the device, tune the process, and load the generator once (StartupError if not)."""
-    import cv2
     import torch
 
-    from restore.engine import Colorizer, EngineConfig
+    from restore.engine import Colorizer, EngineConfig, resolve_device
     from restore.errors import WeightsError
-    from restore.runtime import tune_allocator
+    from restore.runtime import apply_threads, plan_threads, tune_allocator
     from restore.weights import default_weights
 
     weights = weights or default_weights()
@@ -140,11 +142,14 @@ def load_colorizer(
     if device == "mps" and not torch.backends.mps.is_available():
         raise StartupError("--device mps: MPS is not available on this machine (try --device cpu)")
     tune_allocator()
-    if threads:
-        torch.set_num_threads(threads)
-        cv2.setNumThreads(threads)
+    plan = plan_threads(threads, cuda=resolve_device(device).type == "cuda")
+    apply_threads(plan)
     engine = EngineConfig(
-        device=device, precision=precision, render_size=render_size, batch_size=batch_size
+        device=device,
+        precision=precision,
+        render_size=render_size,
+        batch_size=batch_size,
+        workers=plan.workers,
     )
     try:
         return Colorizer.from_weights(weights, engine)

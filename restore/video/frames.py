@@ -57,8 +57,10 @@ def frame_lightness(frame: av.VideoFrame) -> np.ndarray:
     if frame.format.name.startswith("gray") or _chroma_is_neutral(frame):
         gray = frame.to_ndarray(format="gray16le" if deep else "gray", interpolation=EXACT_IN)
         return color.gray_to_l(gray)
-    rgb = frame.to_ndarray(format="rgb48le" if deep else "rgb24", interpolation=EXACT_IN)
-    return color.rgb_to_l(color.to_float_rgb(rgb))
+    if deep:
+        rgb = frame.to_ndarray(format="rgb48le", interpolation=EXACT_IN)
+        return color.rgb_to_l(color.to_float_rgb(rgb))
+    return color.rgb8_to_l(frame.to_ndarray(format="rgb24", interpolation=EXACT_IN))
 
 
 def chroma_subsampling(pix_fmt: str) -> tuple[int, int]:
@@ -82,14 +84,14 @@ def rgb_to_frame(rgb: np.ndarray, size: tuple[int, int], pix_fmt: str) -> av.Vid
     """A colorized picture as a frame ready for the encoder (no timestamps set).
 
     Args:
-        rgb: (H, W, 3) float32 sRGB in [0, 1].
+        rgb: (H, W, 3) uint8 sRGB, or float32 in [0, 1].
         size: (width, height) of the encoded stream. A frame smaller by less than one chroma
             sample is padded by repeating its last row/column; any other size is rescaled.
         pix_fmt: encoder pixel format, e.g. "yuv420p".
     Returns:
         A VideoFrame in ``pix_fmt``; YCbCr formats are BT.709, limited range.
     """
-    u8 = np.clip(rgb * 255.0 + 0.5, 0.0, 255.0).astype(np.uint8)
+    u8 = rgb if rgb.dtype == np.uint8 else np.clip(rgb * 255.0 + 0.5, 0.0, 255.0).astype(np.uint8)
     h, w = u8.shape[:2]
     width, height = size
     if 0 <= width - w < 2 and 0 <= height - h < 2 and (width, height) != (w, h):

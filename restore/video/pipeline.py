@@ -3,10 +3,12 @@
 Three threads with bounded queues overlap the work (PyAV codecs and torch release the GIL):
 
     reader:  demux, decode, L of each frame, batches   ──q_in──►
-    caller:  generator at render size, optional temporal stage ──q_out──►
+    caller:  generator at render size (``workers`` batches in flight, each in a pool
+             thread, handed on in order), optional temporal stage ──q_out──►
     writer:  merge L+ab, encode with the input pts, mux; other streams copied in demux order
 
-At most ``2 * queue_depth + 3`` batches exist at once, whatever the length of the film.
+At most ``2 * queue_depth + 2 + workers`` batches exist at once, whatever the length of the
+film (``workers`` from the colorizer's EngineConfig).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -328,15 +331,32 @@ class _Run:
     # -- caller's thread: the generator ------------------------------------------------------
 
     def _colorized(self) -> Iterator[Batch]:
-        while True:
-            batch = self._get(self.q_in)
-            if batch is _END:
-                return
-            if batch.items:
-                abs_ = self.colorizer.ab_full([it.lightness for it in batch.items])
-                for it, ab in zip(batch.items, abs_, strict=True):
-                    it.ab = ab
-            yield batch
+        # ``workers`` batches in flight at once, handed on in order.
+        workers = max(1, self.colorizer.config.workers)
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="restore-model")
+        pending: deque[tuple[Batch, Future[list[np.ndarray]] | None]] = deque()
+        try:
+            while True:
+                batch = self._get(self.q_in)
+                if batch is _END:
+                    break
+                job = None
+                if batch.items:
+                    job = pool.submit(self.colorizer.ab_full, [it.lightness for it in batch.items])
+                pending.append((batch, job))
+                if len(pending) >= workers:
+                    yield self._with_ab(*pending.popleft())
+            while pending:
+                yield self._with_ab(*pending.popleft())
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    @staticmethod
+    def _with_ab(batch: Batch, job: Future[list[np.ndarray]] | None) -> Batch:
+        if job is not None:
+            for it, ab in zip(batch.items, job.result(), strict=True):
+                it.ab = ab
+        return batch
 
     # -- reader thread ----------------------------------------------------------------------
 
@@ -486,7 +506,7 @@ class _Run:
 
     def _encodable(self, it: FrameItem) -> av.VideoFrame:
         assert it.ab is not None
-        rgb = color.merge_l_ab(it.lightness, it.ab)  # (H, W, 3) float32 in [0, 1]
+        rgb = color.merge_l_ab_u8(it.lightness, it.ab)  # (H, W, 3) uint8
         size = self.layout.size
         if abs(rgb.shape[1] - size[0]) > 1 or abs(rgb.shape[0] - size[1]) > 1:
             self.resized_frames += 1  # the input changed resolution mid-stream

@@ -1,0 +1,1 @@
+"""Speed and memory harness for restore (issue 5). Run: ``python -m benchmarks.run``."""

@@ -1,0 +1,137 @@
+"""The generator alone: images/s and GFLOP/s per batch and dtype, against a measured peak."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from benchmarks.common import Table
+from restore.engine import Colorizer
+
+
+def _rate(fn: object, work: float, seconds: float) -> float:
+    """Best-of work/s of ``fn`` run repeatedly for about ``seconds`` (after one warm-up call)."""
+    fn()  # type: ignore[operator]
+    best, spent = 0.0, 0.0
+    while spent < seconds or best == 0.0:
+        t0 = time.perf_counter()
+        fn()  # type: ignore[operator]
+        dt = time.perf_counter() - t0
+        spent += dt
+        best = max(best, work / dt)
+    return best
+
+
+@torch.inference_mode()
+def peak(seconds: float) -> Table:
+    """GFLOP/s of a large 3x3 convolution and a large matmul, fp32 and bf16, on one core and
+    on all cores (on a loaded machine one thread can beat all: the best is the peak)."""
+    threads = torch.get_num_threads()
+    table = Table("Machine peak", ["kernel", "dtype", "torch threads", "GFLOP/s"])
+    try:
+        for n in sorted({1, os.cpu_count() or 1}):
+            torch.set_num_threads(n)
+            _peak(table, seconds)
+    finally:
+        torch.set_num_threads(threads)
+    return table
+
+
+def _peak(table: Table, seconds: float) -> None:
+    n = torch.get_num_threads()
+    x = torch.randn(8, 256, 56, 56).contiguous(memory_format=torch.channels_last)
+    conv = torch.nn.Conv2d(256, 256, 3, padding=1, bias=False).to(memory_format=torch.channels_last)
+    conv_flops = 2 * 8 * 56 * 56 * 256 * 256 * 9
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    mm_flops = 2 * 2048**3
+    for dtype in (torch.float32, torch.bfloat16):
+        name = "fp32" if dtype == torch.float32 else "bf16"
+        with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+            conv_rate = _rate(lambda: conv(x), conv_flops, seconds)
+            table.add("conv 3x3 256ch 56x56 b8", name, n, conv_rate / 1e9)
+            table.add("matmul 2048^3", name, n, _rate(lambda: a @ b, mm_flops, seconds) / 1e9)
+
+
+@torch.inference_mode()
+def generator(
+    colorizer: Colorizer, shape: tuple[int, int], batches: list[int], seconds: float
+) -> tuple[Table, dict[str, float]]:
+    workers = max(1, colorizer.config.workers)
+    """images/s and GFLOP/s of the generator at ``shape`` (h, w), fp32 vs bf16 channels_last."""
+    model = colorizer.model
+    h, w = shape
+    with FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, 1, h, w))
+    flops = float(counter.get_total_flops())
+    table = Table(
+        f"Generator at {h}x{w} ({flops / 1e9:.1f} GFLOP per image, BatchNorm folded), "
+        f"{torch.get_num_threads()} torch thread(s) per call",
+        ["batch", "dtype / layout", "images/s", "GFLOP/s"],
+    )
+    best: dict[str, float] = {}
+    for dtype, layout in (
+        (torch.float32, torch.contiguous_format),
+        (torch.bfloat16, torch.channels_last),
+    ):
+        name = ("fp32" if dtype == torch.float32 else "bf16 autocast") + (
+            ", channels_last" if layout == torch.channels_last else ", NCHW"
+        )
+        model.to(memory_format=layout)
+        for b in batches:
+            x = torch.randn(b, 1, h, w).contiguous(memory_format=layout)
+            with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+                ips = _rate(lambda: model(x), b, seconds)  # noqa: B023
+            table.add(b, name, ips, ips * flops / 1e9)
+            best[name] = max(best.get(name, 0.0), ips * flops / 1e9)
+        # The two ways to use all cores: one call over all of them, or (what the pipelines
+        # do on CPU) ``workers`` single-threaded calls at once, each in its own thread.
+        b = colorizer.config.batch_size
+        x = torch.randn(b, 1, h, w).contiguous(memory_format=layout)
+        cores = os.cpu_count() or 1
+        if cores > 1:
+            threads = torch.get_num_threads()
+            torch.set_num_threads(cores)
+            with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+                ips = _rate(lambda: model(x), b, seconds)  # noqa: B023
+            torch.set_num_threads(threads)
+            table.add(f"{b}, one call on {cores} threads", name, ips, ips * flops / 1e9)
+            best[name] = max(best.get(name, 0.0), ips * flops / 1e9)
+        if workers > 1:
+            ips = _concurrent_rate(model, x, dtype, workers, seconds)
+            table.add(f"{b}, {workers} calls at once", name, ips, ips * flops / 1e9)
+            best[name] = max(best.get(name, 0.0), ips * flops / 1e9)
+    model.to(memory_format=torch.channels_last)  # what the engine uses on CPU
+    table.notes.append(
+        "single-call rows: best of repeated calls; 'calls at once' rows: mean over the window"
+    )
+    return table, best
+
+
+def _concurrent_rate(
+    model: torch.nn.Module, x: torch.Tensor, dtype: torch.dtype, workers: int, seconds: float
+) -> float:
+    """Aggregate images/s of ``workers`` threads each calling ``model(x)`` for ``seconds``."""
+    counts = [0] * workers
+
+    def loop(i: int) -> None:
+        with (
+            torch.inference_mode(),
+            torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32),
+        ):
+            model(x)  # warm-up
+            start = time.perf_counter()
+            while time.perf_counter() - start < seconds:
+                model(x)
+                counts[i] += x.shape[0]
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=loop, args=(i,)) for i in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(counts) / (time.perf_counter() - t0)
