@@ -39,9 +39,14 @@ class Trainer:
         self.out = Path(config.out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         self.step = 0  # global: continues from the steps recorded in an init_g weights file
+        self.prior_hours = 0.0  # training hours of an init_g weights file
+        self.lineage: list[str] = []
         if config.init_g:
             self.G, info = load_generator(config.init_g)
-            self.step = int(info.metadata.get("training", {}).get("steps") or 0)
+            prior = info.metadata.get("training", {})
+            self.step = int(prior.get("steps") or 0)
+            self.prior_hours = float(prior.get("hours") or 0.0)
+            self.lineage = [*prior.get("lineage", []), f"{config.init_g} (step {self.step})"]
         else:
             self.G = UNetGenerator(config.generator)
             if config.imagenet_encoder:
@@ -232,9 +237,18 @@ class Trainer:
             "l1_steps": self.cfg.l1_steps,
             "batch_size": self.cfg.batch_size,
             "gan_batch_size": self.cfg.gan_batch_size,
-            "hours": round(self.elapsed_seconds() / 3600, 3),
+            "hours": round(self.prior_hours + self.elapsed_seconds() / 3600, 3),
+            "lineage": self.lineage,
+            "gan_mode": self.cfg.gan_mode,
+            "lambda_l1": self.cfg.lambda_l1,
+            "lr_l1": self.cfg.lr_l1,
+            "lr_g": self.cfg.lr_g,
+            "lr_d": self.cfg.lr_d,
+            "real_label": self.cfg.real_label,
+            "ema_decay": self.cfg.ema_decay,
+            "precision": self.cfg.precision,
             "val_images": len(self.validator.files),
-            "recipe": "pix2pix: L1 pre-training, then cGAN + 100*L1; EMA of G",
+            "recipe": f"pix2pix: L1 pre-training, then cGAN + {self.cfg.lambda_l1:g}*L1; EMA of G",
         }
         save_generator(
             self.G_ema, self.out / "g_latest.safetensors", training=training, metrics=summary
