@@ -111,3 +111,19 @@ def test_discriminator_round_trip(tmp_path: Path) -> None:
         torch.testing.assert_close(d2(x, ab), d(x, ab), atol=2e-2, rtol=0)
     with pytest.raises(WeightsError):
         load_discriminator(save_generator(UNetGenerator(SLIM), tmp_path / "g.safetensors"))
+
+
+def test_shipped_weights_load_and_describe_themselves() -> None:
+    """The committed generator is found by default, rebuilds itself and records its training."""
+    from restore.weights import default_weights
+
+    path = default_weights()
+    assert path.name == "restore_g.safetensors" and path.is_file()
+    model, info = load_generator()
+    assert info.metadata["training"]["steps"] > 0
+    assert {"psnr", "psnr_gray", "colourfulness_ratio"} <= set(info.metadata["metrics"])
+    with torch.no_grad():
+        out = model(torch.zeros(1, 1, 64, 96))
+    assert out.shape == (1, 2, 64, 96)
+    d = load_discriminator(path.with_name("restore_d.safetensors"))
+    assert d(torch.zeros(1, 1, 64, 64), torch.zeros(1, 2, 64, 64)).shape == (1, 1, 6, 6)
