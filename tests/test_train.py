@@ -149,6 +149,26 @@ def test_validation_writes_metrics_grid_and_weights(photo_dir: Path, tmp_path: P
     assert cont.step == 5
 
 
+def test_recalibrated_bn_statistics_are_those_of_the_model_on_training_batches(
+    photo_dir: Path,
+) -> None:
+    from restore.models import UNetGenerator
+    from restore.train.data import CropSampler
+    from restore.train.loop import BN_STEP_OFFSET, recalibrate_bn
+
+    torch.manual_seed(0)
+    model = UNetGenerator(SLIM).to(memory_format=torch.channels_last).eval()
+    bn = model.stem[1]
+    bn.running_mean.fill_(5.0)  # stale statistics, as copied from another set of weights
+    sampler = CropSampler(photo_dir, 32, seed=0)
+    recalibrate_bn(model, sampler, batches=3, batch_size=4, device=torch.device("cpu"))
+    assert not model.training and bn.momentum == 0.1
+    with torch.no_grad():
+        conv_out = [model.stem[0](sampler.batch(BN_STEP_OFFSET + i, 4)[0]) for i in range(3)]
+    expected = torch.stack([c.mean(dim=(0, 2, 3)) for c in conv_out]).mean(0)
+    torch.testing.assert_close(bn.running_mean, expected, atol=1e-4, rtol=1e-4)
+
+
 def test_quality_score_penalises_psnr_below_gray() -> None:
     good = {"colourfulness_ratio": 0.7, "psnr": 23.0, "psnr_gray": 22.5}
     loud = {"colourfulness_ratio": 1.2, "psnr": 20.0, "psnr_gray": 22.5}

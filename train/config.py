@@ -32,6 +32,7 @@ class TrainConfig:
     real_label: float = 0.9  # one-sided label smoothing
     gan_batch_size: int = 16
     ema_decay: float = 0.999  # EMA of G, used for validation and export
+    bn_batches: int = 40  # batches that recompute the exported G_ema's BatchNorm statistics
     precision: str = "bf16"  # bf16 | fp32 (autocast on CPU)
     device: str = "cpu"
     checkpoint_every: int = 250

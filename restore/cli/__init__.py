@@ -50,6 +50,12 @@ def main() -> None:
 @click.option("--gan-mode", type=click.Choice(["bce", "lsgan"]), default="bce", show_default=True)
 @click.option("--real-label", default=0.9, show_default=True, help="One-sided label smoothing.")
 @click.option("--ema-decay", default=0.999, show_default=True)
+@click.option(
+    "--bn-batches",
+    default=40,
+    show_default=True,
+    help="Batches that recompute the exported EMA generator's BatchNorm statistics.",
+)
 @click.option("--precision", type=click.Choice(["bf16", "fp32"]), default="bf16", show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--val-every", default=1000, show_default=True)
