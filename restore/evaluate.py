@@ -15,7 +15,6 @@ from skimage.metrics import structural_similarity
 from restore import color
 from restore.engine import Colorizer
 
-METRICS = ("psnr", "ssim", "delta_e", "colourfulness")
 
 
 @dataclass(frozen=True)
