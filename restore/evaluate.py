@@ -16,7 +16,6 @@ from restore import color
 from restore.engine import Colorizer
 
 
-
 @dataclass(frozen=True)
 class ImageScore:
     """Scores of one image; *_gray are for the gray input left as it is."""
