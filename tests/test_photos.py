@@ -211,22 +211,28 @@ def test_a_bad_file_is_reported_and_the_run_goes_on(tmp_path: Path, colorizer: C
     assert not (tmp_path / "in_restored" / "c_empty.png").exists()
 
 
+def _ctrl_c_while_writing(monkeypatch: pytest.MonkeyPatch, nth: int) -> None:
+    """Make the ``nth`` output write leave half a file behind and raise KeyboardInterrupt."""
+    real_write = photos.write_image
+    calls: list[Path] = []
+
+    def write_then_ctrl_c(path: Path, *args: object, **kw: object) -> list[str]:
+        calls.append(path)
+        if len(calls) == nth:
+            path.write_bytes(b"half an image")
+            raise KeyboardInterrupt
+        return real_write(path, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(photos, "write_image", write_then_ctrl_c)
+
+
 def test_interrupted_run_leaves_no_partial_file_and_resumes(
     tmp_path: Path, colorizer: Colorizer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     make_tree(tmp_path / "in")
     p = photos.plan([tmp_path / "in"])
     real_write = photos.write_image
-    calls = []
-
-    def write_then_ctrl_c(path: Path, *args: object, **kw: object) -> list[str]:
-        calls.append(path)
-        if len(calls) == 3:  # Ctrl-C in the middle of writing the third output
-            path.write_bytes(b"half an image")
-            raise KeyboardInterrupt
-        return real_write(path, *args, **kw)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(photos, "write_image", write_then_ctrl_c)
+    _ctrl_c_while_writing(monkeypatch, nth=3)
     results: list[FileResult] = []
     with pytest.raises(KeyboardInterrupt):
         photos.run(p.tasks, colorizer, photos.PhotosConfig(), results.append)
@@ -324,17 +330,7 @@ def test_interrupt_with_parallel_workers_leaves_only_complete_files(
     config = EngineConfig(device="cpu", precision="fp32", render_size=64, batch_size=1, workers=2)
     col = Colorizer.from_weights(tiny_weights, config)
     p = photos.plan([tmp_path / "in"])
-    real_write = photos.write_image
-    calls = []
-
-    def write_then_ctrl_c(path: Path, *args: object, **kw: object) -> list[str]:
-        calls.append(path)
-        if len(calls) == 2:
-            path.write_bytes(b"half an image")
-            raise KeyboardInterrupt
-        return real_write(path, *args, **kw)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(photos, "write_image", write_then_ctrl_c)
+    _ctrl_c_while_writing(monkeypatch, nth=2)
     results: list[FileResult] = []
     with pytest.raises(KeyboardInterrupt):
         photos.run(p.tasks, col, photos.PhotosConfig(), results.append)
