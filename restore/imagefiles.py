@@ -1,10 +1,20 @@
-"""Finding image files in folder trees."""
+"""Which files are images: the suffixes restore reads and writes, and finding them in trees."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"})
+#: Pillow format name per (lower-case) suffix; outputs keep their input's suffix.
+FORMATS: dict[str, str] = {
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".png": "PNG",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+}
+IMAGE_SUFFIXES = frozenset(FORMATS)
 
 
 def list_images(root: Path) -> list[Path]:

@@ -29,19 +29,10 @@ import numpy as np
 from PIL import Image, TiffImagePlugin, TiffTags, UnidentifiedImageError
 
 from restore.errors import ImageTooLarge, UnsupportedMedia
+from restore.imagefiles import FORMATS
 
 log = logging.getLogger(__name__)
 
-#: Output format per (lower-case) suffix.
-FORMATS: dict[str, str] = {
-    ".jpg": "JPEG",
-    ".jpeg": "JPEG",
-    ".png": "PNG",
-    ".tif": "TIFF",
-    ".tiff": "TIFF",
-    ".webp": "WEBP",
-    ".bmp": "BMP",
-}
 SIXTEEN_BIT_FORMATS = frozenset({"PNG", "TIFF"})
 DEFAULT_MAX_PIXELS = 200_000_000
 JPEG_QUALITY = 95

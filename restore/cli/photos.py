@@ -53,6 +53,7 @@ def photos(
     from restore import photos as job
     from restore.cli.ui import JobProgress
     from restore.errors import OutputPathError
+    from restore.imagefiles import FORMATS
     from restore.jobs import FileResult, JobReport
 
     _setup_logging(verbose)
@@ -61,7 +62,7 @@ def photos(
     except OutputPathError as e:
         raise StartupError(str(e)) from e
     if not planned.tasks:
-        click.echo("No images found (looked for .jpg .jpeg .png .tif .tiff .webp .bmp).")
+        click.echo(f"No images found (looked for {' '.join(FORMATS)}).")
         ctx.exit(0)
 
     report = JobReport(command="photos")  # wall time includes loading the model
