@@ -64,9 +64,15 @@ def test_batching_does_not_change_results_for_equal_sizes(tiny_weights: Path) ->
 
 
 def test_device_and_precision_resolution() -> None:
-    assert resolve_device("cpu").type == "cpu"
-    assert resolve_precision("fp32", resolve_device("cpu")).is_floating_point
-    assert str(resolve_precision("fp16", resolve_device("cpu"))) == "torch.float16"
+    import torch
+
+    cpu, cuda = resolve_device("cpu"), torch.device("cuda")  # no GPU needed to resolve
+    assert cpu.type == "cpu"
+    assert resolve_precision("fp32", cpu) == torch.float32
+    assert resolve_precision("bf16", cpu) == torch.bfloat16
+    assert resolve_precision("fp16", cpu) == torch.float16
+    assert resolve_precision("auto", cpu) in (torch.bfloat16, torch.float32)
+    assert resolve_precision("auto", cuda) == torch.float16
 
 
 def test_scores_perfect_and_gray() -> None:
