@@ -173,3 +173,24 @@ def test_quality_score_penalises_psnr_below_gray() -> None:
     good = {"colourfulness_ratio": 0.7, "psnr": 23.0, "psnr_gray": 22.5}
     loud = {"colourfulness_ratio": 1.2, "psnr": 20.0, "psnr_gray": 22.5}
     assert quality_score(good) > quality_score(loud)
+
+
+def test_rebalanced_training_runs_and_records_its_strength(photo_dir: Path, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    cfg = _config(
+        photo_dir,
+        tmp_path / "run",
+        l1_steps=4,
+        gan_steps=2,
+        rebalance=1.0,
+        val_dir=photo_dir,
+        val_images=2,
+        val_every=6,
+        bn_batches=1,
+    )
+    trainer = Trainer(cfg)
+    assert trainer.l1.strength == 1.0
+    assert trainer.l1.weights.max() > trainer.l1.weights.min()
+    trainer.run()
+    _, info = load_generator(tmp_path / "run" / "g_latest.safetensors")
+    assert info.metadata["training"]["rebalance"] == 1.0

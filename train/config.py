@@ -30,6 +30,11 @@ class TrainConfig:
     lambda_l1: float = 100.0
     gan_mode: str = "bce"  # bce | lsgan
     real_label: float = 0.9  # one-sided label smoothing
+    # Colour rebalancing of the L1 term (train/rebalance.py): 0 = plain L1, 1 = the weights
+    # of Zhang et al. 2016 (prior mixed with uniform by rebalance_mix).
+    rebalance: float = 0.0
+    rebalance_mix: float = 0.5
+    rebalance_images: int = 800  # training images sampled for the ab prior
     gan_batch_size: int = 16
     ema_decay: float = 0.999  # EMA of G, used for validation and export
     bn_batches: int = 40  # batches that recompute the exported G_ema's BatchNorm statistics

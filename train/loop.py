@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from restore.models import PatchDiscriminator, UNetGenerator, load_imagenet_encoder
 from torch import nn
@@ -22,6 +23,7 @@ from .config import TrainConfig
 from .data import CropSampler
 from .losses import GANLoss
 from .plot import plot_losses
+from .rebalance import BINS, RebalancedL1, ab_prior, rebalance_weights, sample_ab
 from .validate import Validator
 
 log = logging.getLogger(__name__)
@@ -64,12 +66,22 @@ class Trainer:
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.lr_d, betas=betas)
         self.gan_d = GANLoss(config.gan_mode, real_label=config.real_label).to(self.device)
         self.gan_g = GANLoss(config.gan_mode, real_label=1.0).to(self.device)
-        self.l1 = nn.L1Loss()
         self.sampler = CropSampler(config.data_dir, config.crop, config.seed, config.cache_mb)
+        self.l1 = self._l1_loss().to(self.device)
         self.validator = Validator(config, self.out) if config.val_dir else None
         self.best_score = -math.inf
         self.elapsed = 0.0  # training wall seconds over all sessions
         self._t_resume = time.time()
+
+    def _l1_loss(self) -> RebalancedL1:
+        """L1 on normalised ab, colour-rebalanced when ``config.rebalance`` > 0."""
+        cfg = self.cfg
+        if cfg.rebalance <= 0:
+            return RebalancedL1(np.ones((BINS, BINS)), 0.0)
+        images = self.sampler.sample_images(cfg.rebalance_images, cfg.seed)
+        prior = ab_prior(sample_ab(images, per_image=2000, seed=cfg.seed))
+        log.info("ab prior from %d images; rebalance strength %g", len(images), cfg.rebalance)
+        return RebalancedL1(rebalance_weights(prior, cfg.rebalance_mix), cfg.rebalance)
 
     # -- state -----------------------------------------------------------------------------
 
@@ -255,6 +267,7 @@ class Trainer:
             "lr_g": self.cfg.lr_g,
             "lr_d": self.cfg.lr_d,
             "real_label": self.cfg.real_label,
+            "rebalance": self.cfg.rebalance,
             "ema_decay": self.cfg.ema_decay,
             "precision": self.cfg.precision,
             "val_images": len(self.validator.files),

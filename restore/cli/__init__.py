@@ -49,6 +49,13 @@ def main() -> None:
 @click.option("--lambda-l1", default=100.0, show_default=True)
 @click.option("--gan-mode", type=click.Choice(["bce", "lsgan"]), default="bce", show_default=True)
 @click.option("--real-label", default=0.9, show_default=True, help="One-sided label smoothing.")
+@click.option(
+    "--rebalance",
+    default=0.0,
+    show_default=True,
+    help="Colour rebalancing of the L1 term: 0 plain L1, 1 Zhang et al.'s rarity weights.",
+)
+@click.option("--rebalance-mix", default=0.5, show_default=True, help="Uniform mix of the prior.")
 @click.option("--ema-decay", default=0.999, show_default=True)
 @click.option(
     "--bn-batches",
