@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,9 @@ class EngineConfig:
     # single-threaded calls beat one call over all cores (no barrier waits, overlap with the
     # codecs): see restore.runtime.configure_threads. 1 on GPUs.
     workers: int = 1
+    # CPU: run the generator as a frozen TorchScript trace (oneDNN fuses convolution and
+    # ReLU); same outputs, measured 1.4x with bf16 at 256x448. Off: plain eager PyTorch.
+    jit: bool = True
 
 
 def resolve_device(name: str) -> torch.device:
@@ -101,6 +105,35 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     return model
 
 
+def freeze_for_inference(
+    model: nn.Module, dtype: torch.dtype, size: int
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The CPU generator traced under autocast in ``dtype`` and frozen (TorchScript).
+
+    Freezing lets oneDNN fuse each convolution with its ReLU. The trace is shape-generic
+    (any batch and size, channels_last input) and gives the eager model's outputs; it is
+    tied to ``dtype``. Falls back to ``model`` itself if tracing fails.
+
+    Args:
+        model: eval-mode generator on the CPU, BatchNorm folded, channels_last.
+        dtype: the autocast dtype the engine runs in (float32: no autocast).
+        size: side of the square example input used for tracing.
+    """
+    example = torch.zeros(1, 1, size, size).contiguous(memory_format=torch.channels_last)
+    model.requires_grad_(False)
+    try:
+        with (
+            warnings.catch_warnings(),
+            torch.no_grad(),
+            torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32),
+        ):
+            warnings.simplefilter("ignore")  # TorchScript's deprecation and tracer notes
+            return torch.jit.freeze(torch.jit.trace(model, example))
+    except Exception as e:  # noqa: BLE001 - best effort: eager gives the same outputs
+        log.warning("TorchScript tracing failed, running the generator eagerly: %s", e)
+        return model
+
+
 class Colorizer:
     """Colorizes lightness maps with one loaded generator.
 
@@ -124,6 +157,9 @@ class Colorizer:
         self.model = fold_batchnorm(model.eval()).to(self.device)
         if self.device.type == "cpu":
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.runner: Callable[[torch.Tensor], torch.Tensor] = self.model
+        if config.jit and self.device.type == "cpu":
+            self.runner = freeze_for_inference(self.model, self.dtype, config.render_size)
 
     @classmethod
     def from_weights(
@@ -161,7 +197,7 @@ class Colorizer:
             t = t.contiguous(memory_format=torch.channels_last)
         enabled = self.dtype != torch.float32
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=enabled):
-            out = self.model(t)  # (B, 2, H, W) in [-1, 1]
+            out = self.runner(t)  # (B, 2, H, W) in [-1, 1]
         ab = color.denormalize_ab(out.float()).permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, 2)
         return [
             np.ascontiguousarray(ab[i, : x.shape[0], : x.shape[1]]) for i, x in enumerate(l_small)

@@ -146,6 +146,27 @@ def test_batchnorm_folding_keeps_outputs() -> None:
         fold_batchnorm(model.train())
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_frozen_trace_gives_the_eager_outputs_for_any_batch_and_size(
+    tiny_weights: Path, precision: str
+) -> None:
+    """The TorchScript runner is traced once at one shape; later calls at other batch
+    sizes and render shapes must match the eager generator."""
+    import torch
+
+    cfg = EngineConfig(device="cpu", precision=precision)
+    traced = Colorizer.from_weights(tiny_weights, cfg)
+    eager = Colorizer.from_weights(tiny_weights, EngineConfig(**{**cfg.__dict__, "jit": False}))
+    assert isinstance(traced.runner, torch.jit.ScriptModule)
+    assert eager.runner is eager.model
+    rng = np.random.default_rng(0)
+    for shapes in ([(64, 96)] * 3, [(96, 64)], [(32, 32), (32, 32)]):
+        maps = [rng.uniform(0, 100, s).astype(np.float32) for s in shapes]
+        for a, b in zip(traced.predict(maps), eager.predict(maps), strict=True):
+            assert a.shape == (*b.shape[:2], 2)
+            np.testing.assert_allclose(a, b, atol=1e-3)
+
+
 def test_thread_plan_prefers_parallel_single_threaded_calls_on_cpu() -> None:
     from restore.runtime import plan_threads
 
