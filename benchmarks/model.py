@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import threading
 import time
+from collections.abc import Callable
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.common import Table
-from restore.engine import Colorizer
+from restore.engine import Colorizer, freeze_for_inference
 
 
 def _rate(fn: object, work: float, seconds: float) -> float:
@@ -60,9 +62,10 @@ def _peak(table: Table, seconds: float) -> None:
 def generator(
     colorizer: Colorizer, shape: tuple[int, int], batches: list[int], seconds: float
 ) -> tuple[Table, dict[str, float]]:
+    """images/s and GFLOP/s of the generator at ``shape`` (h, w): eager fp32 NCHW, eager
+    bf16 channels_last, and the engine's frozen TorchScript runner in fp32 and bf16."""
     workers = max(1, colorizer.config.workers)
-    """images/s and GFLOP/s of the generator at ``shape`` (h, w), fp32 vs bf16 channels_last."""
-    model = colorizer.model
+    model = colorizer.model  # folded, channels_last
     h, w = shape
     with FlopCounterMode(display=False) as counter:
         model(torch.zeros(1, 1, h, w))
@@ -70,25 +73,37 @@ def generator(
     table = Table(
         f"Generator at {h}x{w} ({flops / 1e9:.1f} GFLOP per image, BatchNorm folded), "
         f"{torch.get_num_threads()} torch thread(s) per call",
-        ["batch", "dtype / layout", "images/s", "GFLOP/s"],
+        ["batch", "dtype / runtime", "images/s", "GFLOP/s"],
     )
+    nchw = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
+    cl = torch.channels_last
+    variants = [
+        ("fp32, eager NCHW", nchw, torch.float32, torch.contiguous_format),
+        ("bf16 autocast, eager channels_last", model, torch.bfloat16, cl),
+        (
+            "fp32, frozen TorchScript",
+            freeze_for_inference(model, torch.float32, h),
+            torch.float32,
+            cl,
+        ),
+        (
+            "bf16 autocast, frozen TorchScript",
+            freeze_for_inference(model, torch.bfloat16, h),
+            torch.bfloat16,
+            cl,
+        ),
+    ]
     best: dict[str, float] = {}
-    for dtype, layout in (
-        (torch.float32, torch.contiguous_format),
-        (torch.bfloat16, torch.channels_last),
-    ):
-        name = ("fp32" if dtype == torch.float32 else "bf16 autocast") + (
-            ", channels_last" if layout == torch.channels_last else ", NCHW"
-        )
-        model.to(memory_format=layout)
+    for name, net, dtype, layout in variants:
+        kind = "fp32" if dtype == torch.float32 else "bf16"
         for b in batches:
             x = torch.randn(b, 1, h, w).contiguous(memory_format=layout)
             with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
-                ips = _rate(lambda: model(x), b, seconds)  # noqa: B023
+                ips = _rate(lambda: net(x), b, seconds)  # noqa: B023
             table.add(b, name, ips, ips * flops / 1e9)
-            best[name] = max(best.get(name, 0.0), ips * flops / 1e9)
-        # The two ways to use all cores: one call over all of them, or (what the pipelines
-        # do on CPU) ``workers`` single-threaded calls at once, each in its own thread.
+            best[kind] = max(best.get(kind, 0.0), ips * flops / 1e9)
+        # The two ways to use all cores: one call over all of them, or ``workers``
+        # single-threaded calls at once, each in its own thread.
         b = colorizer.config.batch_size
         x = torch.randn(b, 1, h, w).contiguous(memory_format=layout)
         cores = os.cpu_count() or 1
@@ -96,15 +111,14 @@ def generator(
             threads = torch.get_num_threads()
             torch.set_num_threads(cores)
             with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
-                ips = _rate(lambda: model(x), b, seconds)  # noqa: B023
+                ips = _rate(lambda: net(x), b, seconds)  # noqa: B023
             torch.set_num_threads(threads)
             table.add(f"{b}, one call on {cores} threads", name, ips, ips * flops / 1e9)
-            best[name] = max(best.get(name, 0.0), ips * flops / 1e9)
+            best[kind] = max(best.get(kind, 0.0), ips * flops / 1e9)
         if workers > 1:
-            ips = _concurrent_rate(model, x, dtype, workers, seconds)
+            ips = _concurrent_rate(net, x, dtype, workers, seconds)
             table.add(f"{b}, {workers} calls at once", name, ips, ips * flops / 1e9)
-            best[name] = max(best.get(name, 0.0), ips * flops / 1e9)
-    model.to(memory_format=torch.channels_last)  # what the engine uses on CPU
+            best[kind] = max(best.get(kind, 0.0), ips * flops / 1e9)
     table.notes.append(
         "single-call rows: best of repeated calls; 'calls at once' rows: mean over the window"
     )
@@ -112,7 +126,11 @@ def generator(
 
 
 def _concurrent_rate(
-    model: torch.nn.Module, x: torch.Tensor, dtype: torch.dtype, workers: int, seconds: float
+    model: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    dtype: torch.dtype,
+    workers: int,
+    seconds: float,
 ) -> float:
     """Aggregate images/s of ``workers`` threads each calling ``model(x)`` for ``seconds``."""
     counts = [0] * workers

@@ -46,9 +46,9 @@ def stages(src: Path, colorizer: Colorizer, frames: int, repeats: int) -> dict[s
 
     def model() -> None:
         for i in range(0, n, bs):
-            colorizer.ab_full(lightness[i : i + bs])
+            colorizer.ab_small(lightness[i : i + bs])
 
-    abs_ = colorizer.ab_full(lightness[:bs])
+    abs_ = colorizer.ab_small(lightness[:bs])
     abs_ = [abs_[i % len(abs_)] for i in range(n)]
 
     def merge() -> None:
@@ -73,8 +73,8 @@ def stages(src: Path, colorizer: Colorizer, frames: int, repeats: int) -> dict[s
 
     out = {
         "decode + L": median_time(decode, repeats) / n,
-        "model (resize, generator, upsample)": median_time(model, repeats) / n,
-        "merge L+ab -> RGB8": median_time(merge, repeats) / n,
+        "model (resize, generator)": median_time(model, repeats) / n,
+        "merge (upsample ab, L+ab -> RGB8)": median_time(merge, repeats) / n,
         "encode (RGB->YUV, x264)": median_time(encode, repeats) / n,
     }
     scratch.unlink(missing_ok=True)

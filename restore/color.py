@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 import torch
 
+from restore import _kernels
+
 L_SCALE = 50.0
 L_OFFSET = 1.0
 AB_SCALE = 110.0
@@ -37,10 +39,6 @@ _XYZ2RGB = np.linalg.inv(_RGB2XYZ)
 _XYZ2RGB_W = (_XYZ2RGB * _WHITE[None, :]).astype(np.float32)  # from white-normalised XYZ
 _EPS = 216.0 / 24389.0  # (6/29)^3
 _KAPPA = 24389.0 / 27.0
-#: Pixels per strip in the fast 8-bit paths (:func:`rgb8_to_l`, :func:`merge_l_ab_u8`): their
-#: float temporaries stay in the L2 cache (measured at 12 MP: 32K-pixel strips 4x faster
-#: than 1M-pixel ones).
-FAST_STRIP_PIXELS = 1 << 15
 
 
 # ----------------------------------------------------------------------------- numpy
@@ -108,27 +106,18 @@ def gray_to_l(gray: np.ndarray) -> np.ndarray:
 def rgb8_to_l(rgb: np.ndarray) -> np.ndarray:
     """Fast :func:`rgb_to_l` for 8-bit RGB (decoded JPEGs and video frames).
 
-    Table look-up to linear RGB, one matrix row for Y, and the CIE curve written as
-    ``116 g^(1/3) - 16 + kappa (Y - g)`` with ``g = max(Y, eps)`` (its linear toe in the
-    same formula), all OpenCV SIMD passes. Agrees with :func:`rgb_to_l` to 1e-3.
+    One compiled pass: table look-up to linear RGB, the luminance row of the matrix, and
+    L interpolated in a table over 16-bit luminance codes. Agrees with :func:`rgb_to_l`
+    to 1e-3.
 
     Args:
-        rgb: (H, W, 3) uint8 RGB (may be a view with strides OpenCV accepts).
+        rgb: (H, W, 3) uint8 RGB (may be a strided view).
     Returns:
         (H, W) float32 L in [0, 100].
     """
     height, width = rgb.shape[:2]
     out = np.empty((height, width), np.float32)
-    rows = max(1, FAST_STRIP_PIXELS // max(width, 1))  # strips: temporaries stay in cache
-    for r0 in range(0, height, rows):
-        strip = np.ascontiguousarray(rgb[r0 : r0 + rows])
-        lin = cv2.LUT(strip, _LIN_OF_SRGB8)  # (r, W, 3) float32
-        lum = cv2.transform(lin, _Y_OF_LINEAR_RGB)  # (r, W) Y
-        g = cv2.max(lum, _EPS)
-        cube_root = cv2.pow(g, 1.0 / 3.0)
-        cv2.addWeighted(
-            cube_root, 116.0, cv2.subtract(lum, g), _KAPPA, -16.0, dst=out[r0 : r0 + rows]
-        )
+    _kernels.srgb8_to_l(rgb, _LIN_OF_SRGB8, _Y_OF_LINEAR_RGB[0], _L_OF_Y16, out)
     return out
 
 
@@ -145,6 +134,8 @@ _LIN_OF_SRGB8 = np.where(
     ((_levels + 0.055) / 1.055) ** 2.4,
 ).astype(np.float32)
 _L_LUT16 = gray_to_l(np.arange(65536, dtype=np.float32) / 65535.0)
+# L of luminance Y = i / 65535 (one entry past the end for interpolation at Y = 1).
+_L_OF_Y16 = _f_to_l(np.minimum(np.arange(65537, dtype=np.float64) / 65535.0, 1.0))
 
 
 def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
@@ -241,21 +232,14 @@ def merge_l_ab(lightness: np.ndarray, ab: np.ndarray) -> np.ndarray:
     return lab_to_rgb(lab)
 
 
-_F_KNEE = 6.0 / 29.0  # f(t) is cubic above, linear below
-# Lab -> f = (fx, fy, fz) as one affine map of (L, a, b).
-_LAB_TO_F = np.array(
-    [
-        [1 / 116, 1 / 500, 0.0, 16 / 116],
-        [1 / 116, 0.0, 0.0, 16 / 116],
-        [1 / 116, 0.0, -1 / 200, 16 / 116],
-    ],
-    dtype=np.float32,
-)
 # Linear RGB quantised to 16 bits -> 8-bit sRGB. A 16-bit step moves the output by at most
 # 0.05 of a level (at black, where the curve is steepest).
 _SRGB8_OF_LIN16 = np.round(
     255.0 * linear_to_srgb(np.arange(65536, dtype=np.float32) / 65535.0)
 ).astype(np.uint8)
+_XYZ2RGB_W_FLAT = np.ascontiguousarray(_XYZ2RGB_W.ravel(), dtype=np.float32)
+_F_KNEE = np.float32(6.0 / 29.0)  # the CIE f is cubic above, linear below
+_F_SLOPE = np.float32(116.0 / _KAPPA)  # slope of its linear piece's inverse
 
 
 def merge_l_ab_u8(
@@ -264,91 +248,31 @@ def merge_l_ab_u8(
     """Fast :func:`merge_l_ab` for 8-bit output (what video frames and JPEGs need).
 
     The same math as the exact path (Lab -> linear RGB -> gamut fit towards the gray of
-    equal luminance -> sRGB) with OpenCV's SIMD primitives on row strips that stay in
-    cache, the fit only on the pixels that leave the gamut, and the sRGB curve as a table
-    on 16-bit linear values. About 10x faster than ``merge_l_ab``; differs from
-    ``round(255 * merge_l_ab(L, ab))`` by at most one level, in very few pixels (tested on
-    the whole Lab box).
+    equal luminance -> sRGB) in one compiled pass, the sRGB curve as a table on 16-bit
+    linear values. Differs from ``round(255 * merge_l_ab(L, ab))`` by at most one level,
+    in very few pixels (tested on the whole Lab box).
 
     Args:
         lightness: (H, W) float32 L in [0, 100].
-        ab: (H, W, 2) float32 a/b, same size.
-        out: optional (H, W, 3) uint8 C-contiguous array to write into.
+        ab: (H, W, 2) float32 a/b, same size; or (h, w, 2) at another size (the render
+            size), resized bilinearly on the fly as ``cv2.resize`` (INTER_LINEAR) would.
+        out: optional (H, W, 3) uint8 array to write into.
     Returns:
         (H, W, 3) uint8 RGB.
     """
     height, width = lightness.shape
-    if ab.shape != (height, width, 2):
-        raise ValueError(f"ab {ab.shape} does not match L {lightness.shape}")
+    if ab.ndim != 3 or ab.shape[2] != 2 or 0 in ab.shape:
+        raise ValueError(f"ab {ab.shape} is not an (h, w, 2) map for L {lightness.shape}")
     if out is None:
         out = np.empty((height, width, 3), np.uint8)
-    rows = max(1, FAST_STRIP_PIXELS // max(width, 1))
-    for r0 in range(0, height, rows):
-        r1 = min(height, r0 + rows)
-        lab = cv2.merge(
-            (
-                np.ascontiguousarray(lightness[r0:r1], dtype=np.float32),
-                np.ascontiguousarray(ab[r0:r1], dtype=np.float32),
-            )
-        )  # (r, W, 3)
-        lin, lum = _linear_rgb(lab)
-        flat = lin.reshape(r1 - r0, -1)  # one channel: scalar operands apply to every sample
-        lo, hi, _, _ = cv2.minMaxLoc(flat)
-        if lo < 0.0 or hi > 1.0:  # typically a few % of a photo's pixels: fit only those
-            bad = np.flatnonzero(cv2.inRange(lin, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)) == 0)
-            if len(bad) * 8 > lum.size or len(bad) < 16:  # OpenCV reads tiny arrays as scalars
-                flat = _fit_gamut(lin, lum).reshape(r1 - r0, -1)
-            else:
-                pixels = lin.reshape(-1, 3)
-                some = pixels[bad].reshape(1, -1, 3)
-                pixels[bad] = _fit_gamut(some, lum.reshape(-1)[bad].reshape(1, -1)).reshape(-1, 3)
-        codes = cv2.multiply(flat, 65535.0, dtype=cv2.CV_16U)  # rounds and saturates
-        np.take(_SRGB8_OF_LIN16, codes, out=out[r0:r1].reshape(r1 - r0, -1))
+    lightness = np.asarray(lightness, dtype=np.float32)
+    ab = np.asarray(ab, dtype=np.float32)
+    args = (_XYZ2RGB_W_FLAT, _F_KNEE, _F_SLOPE, _SRGB8_OF_LIN16, out)
+    if ab.shape[:2] == (height, width):
+        _kernels.merge_u8(lightness, ab, *args)
+    else:
+        _kernels.merge_upsample_u8(lightness, ab, *args)
     return out
-
-
-def _linear_rgb(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Linear RGB exactly as in :func:`lab_to_rgb`, with OpenCV primitives.
-
-    f(t) = g^3 + (116/kappa) (t - g) with g = max(t, 6/29) is the CIE piecewise inverse in
-    one formula (its linear piece is the tangent of the cube at the knee).
-
-    Args:
-        lab: (r, W, 3) float32 Lab.
-    Returns:
-        (r, W, 3) float32 linear RGB (may leave [0, 1]) and (r, W) float32 luminance Y
-        clipped to [0, 1].
-    """
-    rows = lab.shape[0]
-    f = cv2.transform(lab, _LAB_TO_F).reshape(rows, -1)
-    g = cv2.max(f, _F_KNEE)
-    xyz = cv2.multiply(cv2.multiply(g, g), g)
-    xyz = cv2.scaleAdd(cv2.subtract(f, g), 116.0 / _KAPPA, xyz).reshape(lab.shape)
-    lum = cv2.min(cv2.max(cv2.extractChannel(xyz, 1), 0.0), 1.0)
-    return cv2.transform(xyz, _XYZ2RGB_W), lum
-
-
-def _fit_gamut(lin: np.ndarray, lum: np.ndarray) -> np.ndarray:
-    """:func:`fit_gamut_linear` with OpenCV primitives (the final clip is left to the caller).
-
-    The largest s in [0, 1] keeping Y + s (rgb - Y) in the cube is bounded by the largest
-    and the smallest channel only.
-
-    Args:
-        lin: (r, W, 3) float32 linear RGB; lum: (r, W) float32 luminance in [0, 1].
-    Returns:
-        (r, W, 3) float32 linear RGB, in [0, 1] up to rounding.
-    """
-    y = lum
-    channels = cv2.split(lin)
-    top = cv2.subtract(cv2.max(cv2.max(channels[0], channels[1]), channels[2]), y)
-    bottom = cv2.subtract(y, cv2.min(cv2.min(channels[0], channels[1]), channels[2]))
-    s = cv2.min(
-        cv2.divide(cv2.subtract(1.0, y), cv2.max(top, 1e-12)),
-        cv2.divide(y, cv2.max(bottom, 1e-12)),
-    )
-    s = cv2.min(s, 1.0)  # s >= 0 as Y is in [0, 1]
-    return cv2.merge([cv2.add(y, cv2.multiply(s, cv2.subtract(c, y))) for c in channels])
 
 
 def colourfulness(rgb: np.ndarray) -> float:

@@ -138,7 +138,7 @@ class Colorizer:
     """Colorizes lightness maps with one loaded generator.
 
     All inputs and outputs are numpy arrays on the host; the generator runs on
-    ``device`` under autocast in ``dtype``. :meth:`predict`, :meth:`ab_full` and
+    ``device`` under autocast in ``dtype``. :meth:`predict`, :meth:`ab_small`, :meth:`ab_full` and
     :meth:`colorize` may run in several threads at once (they change no state).
     Takes ownership of ``model``: it is put in eval mode and its BatchNorm layers are
     folded into the convolutions (pass a copy to keep training it).
@@ -217,15 +217,24 @@ class Colorizer:
             return ab
         return cv2.resize(ab, (width, height), interpolation=cv2.INTER_LINEAR)
 
-    def ab_full(self, lightness: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Full-resolution ab for full-resolution L maps: (H, W) -> (H, W, 2) float32."""
+    def ab_small(self, lightness: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """ab at render size for full-resolution L maps: (H, W) -> (h, w, 2) float32.
+
+        What the 8-bit merge (:func:`restore.color.merge_l_ab_u8`) takes: it upsamples on
+        the fly, so full-size float ab is never held.
+        """
         out: list[np.ndarray] = []
         bs = max(1, self.config.batch_size)
         for i in range(0, len(lightness), bs):
-            chunk = lightness[i : i + bs]
-            preds = self.predict([self.downsize(x) for x in chunk])
-            out += [self.upsample_ab(ab, *x.shape) for ab, x in zip(preds, chunk, strict=True)]
+            out += self.predict([self.downsize(x) for x in lightness[i : i + bs]])
         return out
+
+    def ab_full(self, lightness: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Full-resolution ab for full-resolution L maps: (H, W) -> (H, W, 2) float32."""
+        return [
+            self.upsample_ab(ab, *x.shape)
+            for ab, x in zip(self.ab_small(lightness), lightness, strict=True)
+        ]
 
     def colorize(self, lightness: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Full-resolution L maps -> (H, W, 3) float32 RGB in [0, 1], same size."""

@@ -237,11 +237,12 @@ def lightness_of(pixels: np.ndarray) -> np.ndarray:
 
 
 def merge_full(lightness: np.ndarray, ab_small: np.ndarray, dtype: type[np.integer]) -> np.ndarray:
-    """Upsample ab to full size and merge it with L, strip by strip.
+    """Upsample ab to full size and merge it with L.
 
     Same result as ``merge_l_ab(L, Colorizer.upsample_ab(ab, H, W))`` (bilinear, OpenCV
-    pixel centres) without holding full-size float ab and RGB; 8-bit output goes through
-    :func:`restore.color.merge_l_ab_u8` (within one level of it).
+    pixel centres) without holding full-size float ab and RGB: 8-bit output goes through
+    :func:`restore.color.merge_l_ab_u8`, which upsamples on the fly (within one level of
+    the exact path); 16-bit output is merged exactly, strip by strip.
 
     Args:
         lightness: (H, W) float32 L in [0, 100].
@@ -250,6 +251,8 @@ def merge_full(lightness: np.ndarray, ab_small: np.ndarray, dtype: type[np.integ
     Returns:
         (H, W, 3) ``dtype`` RGB.
     """
+    if dtype == np.uint8:
+        return color.merge_l_ab_u8(lightness, ab_small)
     height, width = lightness.shape
     h = ab_small.shape[0]
     # Horizontal pass once (small: h rows), vertical pass per strip.
@@ -261,12 +264,8 @@ def merge_full(lightness: np.ndarray, ab_small: np.ndarray, dtype: type[np.integ
     rows = max(1, STRIP_PIXELS // width)
     for r0 in range(0, height, rows):
         r1 = min(height, r0 + rows)
-        ab = _rows_bilinear(wide, height, r0, r1)
-        if dtype == np.uint8:
-            color.merge_l_ab_u8(lightness[r0:r1], ab, out[r0:r1])
-        else:
-            rgb = color.merge_l_ab(lightness[r0:r1], ab)
-            out[r0:r1] = (rgb * top + 0.5).astype(dtype)
+        rgb = color.merge_l_ab(lightness[r0:r1], _rows_bilinear(wide, height, r0, r1))
+        out[r0:r1] = (rgb * top + 0.5).astype(dtype)
     return out
 
 

@@ -101,10 +101,7 @@ def _exact_u8(lab: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("chroma", [110.0, 25.0])
-def test_fast_merge_within_one_level_of_exact(
-    chroma: float, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(color, "FAST_STRIP_PIXELS", 997)  # many strips, ragged last one
+def test_fast_merge_within_one_level_of_exact(chroma: float) -> None:
     rng = np.random.default_rng(3)
     lab = np.empty((61, 83, 3), np.float32)
     lab[..., 0] = rng.uniform(0, 100, (61, 83))
@@ -129,9 +126,10 @@ def test_fast_merge_keeps_neutral_gray_exact() -> None:
     np.testing.assert_array_equal(out, np.repeat(levels[..., None], 3, axis=2))
 
 
-def test_fast_merge_rejects_mismatched_sizes() -> None:
-    with pytest.raises(ValueError):
-        color.merge_l_ab_u8(np.zeros((4, 5), np.float32), np.zeros((4, 6, 2), np.float32))
+def test_fast_merge_rejects_what_is_not_an_ab_map() -> None:
+    for bad in ((4, 5, 3), (4, 5), (0, 5, 2)):
+        with pytest.raises(ValueError):
+            color.merge_l_ab_u8(np.zeros((4, 5), np.float32), np.zeros(bad, np.float32))
 
 
 def test_rgb8_lightness_matches_float_path_and_skimage() -> None:
@@ -143,10 +141,26 @@ def test_rgb8_lightness_matches_float_path_and_skimage() -> None:
     levels = np.arange(256, dtype=np.uint8)[None]
     gray = np.repeat(levels[..., None], 3, axis=2)
     np.testing.assert_allclose(color.rgb8_to_l(gray), color.gray_to_l(levels), atol=1e-3)
+    view = np.dstack([rgb8, rgb8[..., :1]])[..., :3]  # a strided view, as decoders hand out
+    np.testing.assert_array_equal(color.rgb8_to_l(view), color.rgb8_to_l(rgb8))
 
 
-def test_fast_merge_fits_a_few_stray_pixels(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(color, "FAST_STRIP_PIXELS", 4096)
+@pytest.mark.parametrize("small", [(64, 50), (61, 83), (8, 3), (1, 1), (128, 200)])
+def test_fast_merge_resizes_ab_like_cv2_resize(small: tuple[int, int]) -> None:
+    """ab at render size is resized on the fly (up, or down for images smaller than the
+    render size): the same as resizing it first (bilinear, OpenCV's pixel centres), up to
+    one output level."""
+    rng = np.random.default_rng(6)
+    lightness = rng.uniform(0, 100, (61, 83)).astype(np.float32)
+    ab = rng.uniform(-80, 80, (*small, 2)).astype(np.float32)
+    full = cv2.resize(ab, (83, 61), interpolation=cv2.INTER_LINEAR).reshape(61, 83, 2)
+    want = color.merge_l_ab_u8(lightness, full).astype(int)
+    got = color.merge_l_ab_u8(lightness, ab).astype(int)
+    assert np.abs(got - want).max() <= 1
+    assert (got != want).mean() < 0.01
+
+
+def test_fast_merge_fits_a_few_stray_pixels() -> None:
     rng = np.random.default_rng(5)
     lab = np.empty((64, 128, 3), np.float32)
     lab[..., 0] = rng.uniform(30, 80, (64, 128))

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from restore import color
 from restore.cli import main
-from restore.engine import Colorizer, EngineConfig
+from restore.engine import Colorizer, EngineConfig, render_shape
 from restore.errors import OutputPathError, UnsupportedMedia
 from restore.jobs import TEMP_MARK
 from restore.video import Batch, EncodeConfig, colorize_video, plan_outputs
@@ -236,7 +236,7 @@ def test_interrupt_leaves_no_partial_output(
 ) -> None:
     src = write_clip(tmp_path / "film.mp4", Clip(frames=30, audio=[Audio()]))
     calls = {"n": 0}
-    real = Colorizer.ab_full
+    real = Colorizer.ab_small
 
     def interrupted(self: Colorizer, lightness: list[np.ndarray]) -> list[np.ndarray]:
         calls["n"] += 1
@@ -244,14 +244,14 @@ def test_interrupt_leaves_no_partial_output(
             raise KeyboardInterrupt
         return real(self, lightness)
 
-    monkeypatch.setattr(Colorizer, "ab_full", interrupted)
+    monkeypatch.setattr(Colorizer, "ab_small", interrupted)
     code, out = run_cli(src, "--weights", tiny_weights, *FAST)
     assert code == 130, out
     assert calls["n"] == 3
     assert not (tmp_path / "film_restored.mp4").exists()
     assert [p.name for p in tmp_path.iterdir() if TEMP_MARK in p.name] == []
 
-    monkeypatch.setattr(Colorizer, "ab_full", real)
+    monkeypatch.setattr(Colorizer, "ab_small", real)
     code, out = run_cli(src, "--weights", tiny_weights, *FAST)  # the re-run does the file
     assert code == 0, out
     assert frame_times(tmp_path / "film_restored.mp4") == frame_times(src)
@@ -306,7 +306,8 @@ def test_temporal_stage_sees_every_frame_in_order_and_its_ab_is_used(
         held: list[Batch] = []
         for batch in batches:  # holds one batch back, as a look-ahead filter would
             for item in batch.items:
-                assert item.ab is not None and item.ab.shape == (*item.lightness.shape, 2)
+                small = render_shape(*item.lightness.shape, colorizer.config.render_size)
+                assert item.ab is not None and item.ab.shape == (*small, 2)
                 seen.append(item.pts)
                 item.ab = np.zeros_like(item.ab)
             held.append(batch)

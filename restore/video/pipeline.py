@@ -65,7 +65,9 @@ class FrameItem:
     pts: int  # output pts in the input stream's time base (the input's, made strictly increasing)
     duration: int  # in the same time base; 0 if unknown
     lightness: np.ndarray  # (H, W) float32 L in [0, 100], full resolution
-    ab: np.ndarray | None = None  # (H, W, 2) float32 ab, set by the colorize stage
+    # (h, w, 2) float32 ab at the generator's render size, set by the colorize stage; the
+    # writer upsamples it while merging with the full-resolution L.
+    ab: np.ndarray | None = None
 
 
 #: A non-video stream's payload in demux order: a packet to copy, an audio frame to re-encode,
@@ -342,7 +344,7 @@ class _Run:
                     break
                 job = None
                 if batch.items:
-                    job = pool.submit(self.colorizer.ab_full, [it.lightness for it in batch.items])
+                    job = pool.submit(self.colorizer.ab_small, [it.lightness for it in batch.items])
                 pending.append((batch, job))
                 if len(pending) >= workers:
                     yield self._with_ab(*pending.popleft())
@@ -506,7 +508,7 @@ class _Run:
 
     def _encodable(self, it: FrameItem) -> av.VideoFrame:
         assert it.ab is not None
-        rgb = color.merge_l_ab_u8(it.lightness, it.ab)  # (H, W, 3) uint8
+        rgb = color.merge_l_ab_u8(it.lightness, it.ab)  # (H, W, 3) uint8, ab upsampled
         size = self.layout.size
         if abs(rgb.shape[1] - size[0]) > 1 or abs(rgb.shape[0] - size[1]) > 1:
             self.resized_frames += 1  # the input changed resolution mid-stream
