@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -260,3 +261,42 @@ def test_16bit_input_to_8bit_format_is_rounded(tmp_path: Path) -> None:
     rgb = np.array([[[0, 257, 65535]]], np.uint16)
     write_image(tmp_path / "o.bmp", rgb, None, ImageMetadata(), MARK)
     assert np.asarray(Image.open(tmp_path / "o.bmp")).tolist() == [[[0, 1, 255]]]
+
+
+def test_jpeg_writer_carries_dpi_large_icc_and_chooses_chroma_sampling(tmp_path: Path) -> None:
+    from PIL import JpegImagePlugin
+
+    big_icc = SRGB_ICC + bytes(150_000)  # three APP2 segments
+    meta = ImageMetadata(icc=big_icc, dpi=(600.0, 300.0))
+    rgb = synthetic_photo(48, 64)
+    for subsample, sampling in ((False, 0), (True, 2)):  # 4:4:4, 4:2:0
+        path = tmp_path / f"o{int(subsample)}.jpg"
+        write_image(path, rgb, None, meta, MARK, subsample_chroma=subsample)
+        im = Image.open(path)
+        assert JpegImagePlugin.get_sampling(im) == sampling
+        assert im.info["dpi"] == pytest.approx((600, 300))
+        assert im.info["icc_profile"] == big_icc
+        assert im.getexif()[305] == MARK.software
+        back = np.asarray(im.convert("RGB")).astype(int)
+        assert np.abs(back - rgb).mean() < 2.5
+
+
+def test_oversized_exif_loses_the_maker_note_first(tmp_path: Path) -> None:
+    src = save_with_pillow(tmp_path / "in.jpg", gray(), exif=make_exif())
+    meta = read_image(src).metadata
+    exif = dict(meta.exif)
+    exif[0x8769] = {**exif.get(0x8769, {}), 0x927C: bytes(70_000)}  # no segment holds it
+    notes = write_image(
+        tmp_path / "o.jpg", synthetic_photo(40, 56), None, replace(meta, exif=exif), MARK
+    )
+    assert notes == ["EXIF maker note dropped (too large for the format)"]
+    check_exif(tmp_path / "o.jpg")
+
+
+def test_jpeg_decoded_by_opencv_matches_pillow(tmp_path: Path) -> None:
+    rgb = synthetic_photo(64, 80)
+    path = save_with_pillow(tmp_path / "a.jpg", rgb, quality=90, exif=make_exif(6))
+    pic = read_image(path)
+    want = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB")).astype(int)
+    assert pic.pixels.shape == want.shape
+    assert np.abs(pic.pixels.astype(int) - want).max() <= 2
