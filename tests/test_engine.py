@@ -110,6 +110,10 @@ def test_eval_command_table_and_json(tiny_weights: Path, tmp_path: Path) -> None
     data = json.loads(out.read_text())
     assert len(data["images"]) == 3 and data["mean"]["n"] == 3
     assert data["weights"]["sha256"]
+    args = ["eval", str(tmp_path), "--weights", str(tiny_weights), "--render-size", "64"]
+    res = CliRunner().invoke(main, [*args, "--skip", "1", "--limit", "1", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    assert [s["name"] for s in json.loads(out.read_text())["images"]] == ["t1.png"]
 
 
 def test_eval_refuses_foreign_weights(tmp_path: Path) -> None:

@@ -129,6 +129,7 @@ def train(**kw: object) -> None:
     show_default=True,
 )
 @click.option("--limit", type=int, default=None, help="Only the first N images (sorted).")
+@click.option("--skip", type=int, default=0, help="Leave out the first N images (sorted).")
 @click.option(
     "--json",
     "json_path",
@@ -142,6 +143,7 @@ def eval_cmd(
     device: str,
     precision: str,
     limit: int | None,
+    skip: int,
     json_path: Path | None,
 ) -> None:
     """Colorize gray versions of colour photos in TRUTH_DIR and score them against the originals."""
@@ -160,7 +162,7 @@ def eval_cmd(
         )
     except WeightsError as e:
         raise click.ClickException(str(e)) from e
-    files = list_images(truth_dir)[:limit]
+    files = list_images(truth_dir)[skip:][:limit]
     scores, summary = evaluate(colorizer, read_truth_images(files))
     console = Console()
     table = Table(title=f"{len(scores)} images, render size {render_size}")
