@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import re
 import struct
 import warnings
 import zlib
@@ -93,6 +94,7 @@ class ImageMetadata:
     dpi: tuple[float, float] | None = None
     text: tuple[tuple[str, str], ...] = ()  # PNG tEXt/iTXt chunks
     lossless: bool = False  # WebP: the input was lossless
+    xmp: bytes | None = None  # the XMP packet (captions, keywords, people), orientation reset
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,7 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
             dpi=_dpi(im.info.get("dpi")),
             text=_png_text(im.info) if fmt == "PNG" else (),
             lossless=fmt == "WEBP" and _webp_is_lossless(data),
+            xmp=_upright_xmp(im.info.get("xmp")),
         )
         pixels: np.ndarray | None = None
         if fmt in _CV2_FORMATS or (
@@ -305,6 +308,18 @@ def _dpi(dpi: Any) -> tuple[float, float] | None:
     return (x, y) if x > 0 and y > 0 else None
 
 
+_XMP_ORIENTATION = re.compile(rb"(tiff:Orientation(?:=\"|>))\s*\d+")
+
+
+def _upright_xmp(xmp: Any) -> bytes | None:
+    """The XMP packet with any tiff:Orientation set to 1 (the output pixels are upright)."""
+    if isinstance(xmp, str):
+        xmp = xmp.encode("utf-8")
+    if not isinstance(xmp, bytes) or not xmp.strip():
+        return None
+    return _XMP_ORIENTATION.sub(rb"\g<1>1", xmp)
+
+
 def _png_text(info: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(
         (k, str(v))
@@ -431,6 +446,8 @@ def _write_pillow(
         opts["exif"] = _exif_bytes(exif)
         if meta.icc:
             opts["icc_profile"] = meta.icc
+        if meta.xmp:
+            opts["xmp"] = meta.xmp
     try:
         im.save(path, fmt, **opts)
     except ValueError as e:
@@ -458,6 +475,7 @@ def _drop_maker_note(exif: Image.Exif) -> None:
 
 _JPEG_SEGMENT_MAX = 65533  # payload bytes of one marker segment
 _ICC_CHUNK = 65519  # ICC bytes per APP2 segment (after its 14-byte header)
+_XMP_JPEG_HEADER = b"http://ns.adobe.com/xap/1.0/\0"
 
 
 def _write_jpeg(
@@ -498,6 +516,12 @@ def _write_jpeg(
         else:
             notes.append("EXIF maker note dropped (too large for the format)")
     segments = [_jpeg_segment(0xE1, payload)] if payload else []
+    if meta.xmp:
+        xmp = _XMP_JPEG_HEADER + meta.xmp
+        if len(xmp) <= _JPEG_SEGMENT_MAX:
+            segments.append(_jpeg_segment(0xE1, xmp))
+        else:  # extended XMP (split over segments) is not written
+            notes.append("XMP dropped (over 64 KiB, too large for one JPEG segment)")
     if meta.icc:
         chunks = [meta.icc[i : i + _ICC_CHUNK] for i in range(0, len(meta.icc), _ICC_CHUNK)]
         if len(chunks) <= 255:
@@ -564,6 +588,8 @@ def _write_png(
     if marking.note not in desc:
         text["Description"] = f"{desc}; {marking.note}" if desc else marking.note
     chunks += [_png_text_chunk(k, v) for k, v in text.items()]
+    if meta.xmp:  # iTXt, uncompressed, as Adobe's XMP specification asks
+        chunks.append(_png_chunk(b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0" + meta.xmp))
     with open(path, "wb") as f:
         f.write(data[:ihdr_end])
         f.write(b"".join(chunks))
@@ -620,8 +646,12 @@ def _write_tiff(
         structure.update({282: float(meta.dpi[0]), 283: float(meta.dpi[1]), 296: 2})
     if meta.icc:
         structure[34675] = meta.icc
+    if meta.xmp:
+        structure[700] = meta.xmp
     for tag, value in structure.items():
         ifd[tag] = value
+    if meta.xmp:
+        ifd.tagtype[700] = TiffTags.BYTE
     for tag in (273, 279, 278):
         ifd.tagtype[tag] = TiffTags.LONG
     head = b"II*\0" + struct.pack("<I", 8)

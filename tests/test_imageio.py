@@ -300,3 +300,23 @@ def test_jpeg_decoded_by_opencv_matches_pillow(tmp_path: Path) -> None:
     want = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB")).astype(int)
     assert pic.pixels.shape == want.shape
     assert np.abs(pic.pixels.astype(int) - want).max() <= 2
+
+
+XMP = (
+    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-'
+    b'syntax-ns#"><rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:tiff="http:'
+    b'//ns.adobe.com/tiff/1.0/" tiff:Orientation="6"><dc:subject><rdf:Bag><rdf:li>Oma K\xc3\xa4the'
+    b"</rdf:li></rdf:Bag></dc:subject></rdf:Description></rdf:RDF></x:xmpmeta>"
+)
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".tif", ".webp"])
+def test_xmp_is_carried_to_every_format_with_orientation_reset(tmp_path: Path, suffix: str) -> None:
+    src = save_with_pillow(tmp_path / "in.jpg", gray(), exif=make_exif(6), xmp=XMP)
+    pic = read_image(src)
+    assert pic.metadata.xmp == XMP.replace(b'tiff:Orientation="6"', b'tiff:Orientation="1"')
+    out = tmp_path / f"out{suffix}"
+    write_image(out, synthetic_photo(pic.height, pic.width), None, pic.metadata, MARK)
+    back = read_image(out).metadata.xmp
+    assert back is not None and b"Oma K\xc3\xa4the" in back
+    assert b'tiff:Orientation="1"' in back
