@@ -382,7 +382,7 @@ def _run_serial(
     batch: list[_Loaded] = []
     for task in tasks:
         if task.problem is not None or task.output is None:
-            on_result(FileResult(task.input, task.output, Status.FAILED, task.problem))
+            on_result(FileResult(task.input, None, Status.FAILED, task.problem))
             continue
         if not config.overwrite and is_up_to_date(task):
             on_result(FileResult(task.input, task.output, Status.SKIPPED))
@@ -492,7 +492,7 @@ def _failed(task: PhotoTask, error: BaseException, seconds: float) -> FileResult
     else:  # a bug or a library failure we did not anticipate: keep the traceback in the log
         reason = f"{type(error).__name__}: {error}"
         log.error("unexpected error on %s", task.input, exc_info=error)
-    return FileResult(task.input, task.output, Status.FAILED, reason, seconds)
+    return FileResult(task.input, None, Status.FAILED, reason, seconds)
 
 
 def _os_reason(e: OSError) -> str:

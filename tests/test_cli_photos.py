@@ -112,6 +112,7 @@ def test_run_report_and_rerun(album: Path, tmp_path: Path, tiny_weights: Path) -
     assert set(by_name) == {"a.jpg", "b.png", "sepia.jpg", "torn.jpg", "empty.png"}
     assert by_name["empty.png"]["error"] == "empty file (0 bytes)"
     assert by_name["torn.jpg"]["status"] == "failed" and by_name["torn.jpg"]["error"]
+    assert by_name["torn.jpg"]["output"] is None  # nothing was written for it
     out = tmp_path / "album_restored"
     assert by_name["b.png"]["output"] == str(out / "1925" / "b.png")
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.*")) == [
