@@ -178,3 +178,39 @@ def test_thread_plan_prefers_parallel_single_threaded_calls_on_cpu() -> None:
     assert (plan_threads(1).workers, plan_threads(1).intra_op) == (1, 1)
     assert (plan_threads(16).workers, plan_threads(16).intra_op) == (4, 4)
     assert (plan_threads(8, cuda=True).workers, plan_threads(8, cuda=True).intra_op) == (1, 8)
+
+
+def test_refine_keeps_colour_edges_that_follow_lightness_and_damps_rainbows() -> None:
+    from restore.engine import refine_ab
+
+    h, w = 64, 96
+    lightness = np.full((h, w), 40.0, np.float32)
+    lightness[:, 48:] = 80.0  # a luminance edge ...
+    ab = np.zeros((h, w, 2), np.float32)
+    ab[:, :48] = (40.0, 20.0)  # ... with a colour edge on it: kept
+    ab[:, 48:] = (-30.0, 10.0)
+    out = refine_ab(lightness, ab, 8)
+    np.testing.assert_allclose(out[:, [20, 76]], ab[:, [20, 76]], atol=0.5)
+    step = out[:, 48] - out[:, 47]  # still a step at the edge, not a ramp
+    assert (np.abs(step) > 2 / 3 * np.abs(ab[:, 48] - ab[:, 47])).all()
+    # Hue rotating across a region of even tone (what the generator paints on textures),
+    # a turn every 24 pixels.
+    flat = np.full((h, w), 60.0, np.float32)
+    angle = np.broadcast_to(np.linspace(0, 8 * np.pi, w, dtype=np.float32), (h, w))
+    rainbow = np.stack([40 * np.cos(angle), 40 * np.sin(angle)], -1)
+    damped = refine_ab(flat, rainbow.astype(np.float32), 8)
+    chroma = np.hypot(damped[..., 0], damped[..., 1])
+    assert chroma[:, 16:-16].mean() < 0.5 * 40
+
+
+def test_engine_applies_refine_to_the_raw_prediction_unless_radius_is_zero(
+    tiny_weights: Path,
+) -> None:
+    from restore.engine import refine_ab
+
+    raw = Colorizer.from_weights(tiny_weights, EngineConfig(device="cpu", refine_radius=0))
+    refined = Colorizer.from_weights(tiny_weights, EngineConfig(device="cpu", refine_radius=8))
+    x = np.random.default_rng(0).uniform(0, 100, (64, 96)).astype(np.float32)
+    want = refine_ab(x, raw.predict([x])[0], 8)
+    np.testing.assert_allclose(refined.predict([x])[0], want, atol=1e-4)
+    assert not np.allclose(want, raw.predict([x])[0], atol=1e-2)

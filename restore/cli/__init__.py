@@ -131,6 +131,12 @@ def train(**kw: object) -> None:
 @click.option("--limit", type=int, default=None, help="Only the first N images (sorted).")
 @click.option("--skip", type=int, default=0, help="Leave out the first N images (sorted).")
 @click.option(
+    "--refine/--no-refine",
+    default=True,
+    show_default=True,
+    help="Score with the colour clean-up `restore photos` applies (see --help there).",
+)
+@click.option(
     "--json",
     "json_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -144,6 +150,7 @@ def eval_cmd(
     precision: str,
     limit: int | None,
     skip: int,
+    refine: bool,
     json_path: Path | None,
 ) -> None:
     """Colorize gray versions of colour photos in TRUTH_DIR and score them against the originals."""
@@ -158,7 +165,13 @@ def eval_cmd(
     try:
         colorizer = Colorizer.from_weights(
             weights,
-            EngineConfig(device=device, precision=precision, render_size=render_size, batch_size=1),
+            EngineConfig(
+                device=device,
+                precision=precision,
+                render_size=render_size,
+                batch_size=1,
+                refine_radius=EngineConfig.refine_radius if refine else 0,
+            ),
         )
     except WeightsError as e:
         raise click.ClickException(str(e)) from e

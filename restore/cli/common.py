@@ -87,6 +87,13 @@ def job_options(
             help="Short side the generator sees (multiple of 32); colours are upsampled to "
             "full size.",
         ),
+        click.option(
+            "--refine/--no-refine",
+            default=True,
+            show_default=True,
+            help="Edge-aware clean-up of the predicted colours (removes rainbow bands on "
+            "textures); --no-refine writes the generator's raw colours.",
+        ),
         click.option("--overwrite", is_flag=True, help="Redo outputs that already exist."),
         click.option(
             "--report",
@@ -119,6 +126,7 @@ def load_colorizer(
     render_size: int,
     batch_size: int,
     threads: int | None,
+    refine: bool = True,
 ) -> Any:
     """Check the device, tune the process, and load the generator once (StartupError if not)."""
     import torch
@@ -150,6 +158,7 @@ def load_colorizer(
         render_size=render_size,
         batch_size=batch_size,
         workers=plan.workers,
+        refine_radius=EngineConfig.refine_radius if refine else 0,
     )
     try:
         return Colorizer.from_weights(weights, engine)

@@ -36,6 +36,7 @@ def photos(
     precision: str,
     batch_size: int,
     render_size: int,
+    refine: bool,
     overwrite: bool,
     report_path: Path | None,
     max_pixels: int,
@@ -66,7 +67,7 @@ def photos(
         ctx.exit(0)
 
     report = JobReport(command="photos")  # wall time includes loading the model
-    colorizer = load_colorizer(weights, device, precision, render_size, batch_size, threads)
+    colorizer = load_colorizer(weights, device, precision, render_size, batch_size, threads, refine)
     report.weights = colorizer.info.identity if colorizer.info else None
     config = job.PhotosConfig(overwrite=overwrite, max_pixels=max_pixels)
     note = None

@@ -79,6 +79,7 @@ def video(
     precision: str,
     batch_size: int,
     render_size: int,
+    refine: bool,
     codec: str | None,
     crf: int,
     preset: str,
@@ -124,7 +125,7 @@ def video(
         ctx.exit(0)
 
     report = JobReport(command="video")  # wall time includes loading the model
-    colorizer = load_colorizer(weights, device, precision, render_size, batch_size, threads)
+    colorizer = load_colorizer(weights, device, precision, render_size, batch_size, threads, refine)
     report.weights = colorizer.info.identity if colorizer.info else None
     encode = EncodeConfig(codec=codec, crf=crf, preset=preset, threads=threads or 0)
     note = None
