@@ -125,13 +125,19 @@ def test_validation_writes_metrics_grid_and_weights(photo_dir: Path, tmp_path: P
         l1_steps=3,
         gan_steps=0,
     )
-    Trainer(cfg).run()
+    trainer = Trainer(cfg)
+    trainer.run()
     out = tmp_path / "run"
     assert (out / "metrics.jsonl").read_text().count("\n") == 1
     assert (out / "val_0000003.png").stat().st_size > 0
     model, info = load_generator(out / "g_latest.safetensors")
     assert info.metadata["training"]["steps"] == 3
     assert "psnr" in info.metadata["metrics"]
+    # The file is the model that was scored: G_ema with recomputed BatchNorm statistics.
+    saved = model.stem[1].running_mean
+    scored = trainer.export_model().stem[1].running_mean
+    torch.testing.assert_close(saved, scored.half().float(), atol=1e-3, rtol=1e-3)
+    assert not torch.allclose(saved, trainer.G_ema.stem[1].running_mean.half().float())
     # continuing from exported weights starts at their step count
     cont = Trainer(
         replace(

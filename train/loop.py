@@ -273,15 +273,14 @@ class Trainer:
             "val_images": len(self.validator.files),
             "recipe": f"pix2pix: L1 pre-training, then cGAN + {self.cfg.lambda_l1:g}*L1; EMA of G",
         }
-        save_generator(
-            self.G_ema, self.out / "g_latest.safetensors", training=training, metrics=summary
-        )
+        # Save the model that was scored: G_ema with its own BatchNorm statistics.
+        save_generator(model, self.out / "g_latest.safetensors", training=training, metrics=summary)
         save_discriminator(self.D, self.out / "d_latest.safetensors", steps=self.step)
         score = quality_score(summary)
         if score > self.best_score:
             self.best_score = score
             save_generator(
-                self.G_ema, self.out / "g_best.safetensors", training=training, metrics=summary
+                model, self.out / "g_best.safetensors", training=training, metrics=summary
             )
             save_discriminator(self.D, self.out / "d_best.safetensors", steps=self.step)
         return summary
