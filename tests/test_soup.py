@@ -53,11 +53,12 @@ def test_soup_command_writes_weights_with_recomputed_batchnorm(tmp_path: Path) -
     main(
         [str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors"), "--alpha", "0.5",
          "--data", str(data), "--out", str(out), "--bn-batches", "2", "--batch-size", "2",
-         "--crop", "32"]
+         "--crop", "32", "--val", str(data)]
     )  # fmt: skip
     model, info = load_generator(out)
     training = info.metadata["training"]
     assert training["soup"]["alpha"] == 0.5 and training["steps"] == 12
+    assert info.metadata["metrics"]["n"] == 3 and "colourfulness_ratio" in info.metadata["metrics"]
     bn = model.stem[1]
     assert not torch.allclose(bn.running_var, torch.ones_like(bn.running_var))  # recomputed
     assert model(torch.zeros(1, 1, 64, 64)).shape == (1, 2, 64, 64)

@@ -7,7 +7,7 @@ between the plain run's accuracy and the rebalanced run's colour, at no inferenc
 BatchNorm statistics do not interpolate; they are recomputed on training batches.
 
     python -m restore.train.soup A.safetensors B.safetensors --alpha 0.5 \\
-        --data ../shared/data/train --out soup.safetensors
+        --data ../shared/data/train --val ../shared/data/val --out soup.safetensors
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ from pathlib import Path
 import torch
 from restore.models import UNetGenerator
 
+from restore.engine import Colorizer, EngineConfig
+from restore.evaluate import evaluate, read_truth_images
+from restore.imagefiles import list_images
 from restore.weights import load_generator, save_generator
 
 from .data import CropSampler
@@ -55,6 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--bn-batches", type=int, default=40)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--crop", type=int, default=128)
+    ap.add_argument("--val", type=Path, help="score on these colour photos and store the metrics")
     args = ap.parse_args(argv)
     a, info_a = load_generator(args.a)
     b, info_b = load_generator(args.b)
@@ -73,8 +77,13 @@ def main(argv: list[str] | None = None) -> None:
         "soup_parents": {"a": ta, "b": tb},
         "recipe": f"weight interpolation (1-{args.alpha:g})*A + {args.alpha:g}*B, BN recomputed",
     }
-    save_generator(model.eval(), args.out, training=training)
-    print(json.dumps({"out": str(args.out), "alpha": args.alpha}))
+    metrics: dict[str, float] = {}
+    if args.val:
+        colorizer = Colorizer(copy.deepcopy(model), EngineConfig(device="cpu", batch_size=1))
+        _, metrics = evaluate(colorizer, read_truth_images(list_images(args.val)))
+        training["val_images"] = int(metrics.get("n", 0))
+    save_generator(model.eval(), args.out, training=training, metrics=metrics)
+    print(json.dumps({"out": str(args.out), "alpha": args.alpha, "metrics": metrics}))
 
 
 if __name__ == "__main__":
