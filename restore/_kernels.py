@@ -60,10 +60,12 @@ def _row_codes(
 @nb.njit(**_OPTS)
 def _encode_row(codes: np.ndarray, lut: np.ndarray, out_row: np.ndarray) -> None:
     """codes (3, W) float32 -> out_row (W, 3) uint8 through the 16-bit -> sRGB8 table."""
+    top = np.int32(65535)
     for x in range(out_row.shape[0]):
-        out_row[x, 0] = lut[np.int32(codes[0, x])]
-        out_row[x, 1] = lut[np.int32(codes[1, x])]
-        out_row[x, 2] = lut[np.int32(codes[2, x])]
+        # Clamped as integers: a NaN/inf code (a diverged model) must not index outside lut.
+        out_row[x, 0] = lut[min(max(np.int32(codes[0, x]), 0), top)]
+        out_row[x, 1] = lut[min(max(np.int32(codes[1, x]), 0), top)]
+        out_row[x, 2] = lut[min(max(np.int32(codes[2, x]), 0), top)]
 
 
 @nb.njit(**_OPTS)
@@ -175,5 +177,5 @@ def srgb8_to_l(
             pos[x] = min(max(lum, _F(0.0)), _F(1.0)) * _F(65535.0)
         row = out[y]
         for x in range(width):
-            i = np.int32(pos[x])
+            i = min(max(np.int32(pos[x]), 0), np.int32(65535))
             row[x] = l_of_y16[i] + (pos[x] - _F(i)) * (l_of_y16[i + 1] - l_of_y16[i])

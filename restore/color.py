@@ -265,6 +265,8 @@ def merge_l_ab_u8(
         raise ValueError(f"ab {ab.shape} is not an (h, w, 2) map for L {lightness.shape}")
     if out is None:
         out = np.empty((height, width, 3), np.uint8)
+    elif out.shape != (height, width, 3) or out.dtype != np.uint8:
+        raise ValueError(f"out must be ({height}, {width}, 3) uint8, not {out.shape} {out.dtype}")
     lightness = np.asarray(lightness, dtype=np.float32)
     ab = np.asarray(ab, dtype=np.float32)
     args = (_XYZ2RGB_W_FLAT, _F_KNEE, _F_SLOPE, _SRGB8_OF_LIN16, out)

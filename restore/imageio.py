@@ -218,7 +218,10 @@ def _jpeg_is_complete(data: bytes) -> bool:
 
 def _decode_cv2(data: bytes) -> np.ndarray | None:
     """(H, W) or (H, W, 3|4) RGB(A) uint8/uint16, or None if OpenCV cannot decode it."""
-    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    try:
+        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:  # e.g. over OpenCV's pixel limit: let Pillow try
+        return None
     if arr is None:
         return None
     if arr.dtype not in (np.uint8, np.uint16):
@@ -308,16 +311,28 @@ def _dpi(dpi: Any) -> tuple[float, float] | None:
     return (x, y) if x > 0 and y > 0 else None
 
 
-_XMP_ORIENTATION = re.compile(rb"(tiff:Orientation(?:=\"|>))\s*\d+")
+# XMP properties that describe the old pixels, as attribute (name="v") or element (<name>v<):
+# the output is upright, RGB, and must not be shown gray again by Lightroom.
+_XMP_FIXES = tuple(
+    (re.compile(rb"(" + name + rb"""(?:\s*=\s*["']|>)\s*)""" + old + rb"(?=\s*[\"'<])"), new)
+    for name, old, new in (
+        (rb"tiff:Orientation", rb"\d+", b"1"),
+        (rb"photoshop:ColorMode", rb"[01]", b"3"),
+        (rb"crs:ConvertToGrayscale", rb"(?:True|true)", b"False"),
+    )
+)
 
 
 def _upright_xmp(xmp: Any) -> bytes | None:
-    """The XMP packet with any tiff:Orientation set to 1 (the output pixels are upright)."""
+    """The XMP packet with tiff:Orientation 1 (the output pixels are upright), a gray
+    photoshop:ColorMode set to RGB, and Camera Raw's ConvertToGrayscale turned off."""
     if isinstance(xmp, str):
         xmp = xmp.encode("utf-8")
     if not isinstance(xmp, bytes) or not xmp.strip():
         return None
-    return _XMP_ORIENTATION.sub(rb"\g<1>1", xmp)
+    for pattern, value in _XMP_FIXES:
+        xmp = pattern.sub(lambda m, v=value: m.group(1) + v, xmp)
+    return xmp
 
 
 def _png_text(info: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:

@@ -170,3 +170,18 @@ def test_fast_merge_fits_a_few_stray_pixels() -> None:
     exact = _exact_u8(lab).astype(int)
     fast = color.merge_l_ab_u8(lab[..., 0], lab[..., 1:]).astype(int)
     assert np.abs(fast - exact).max() <= 1
+
+
+def test_fast_merge_survives_nan_and_inf_and_checks_out() -> None:
+    """A diverged model's NaN/inf must give some pixels, never a crash of the process."""
+    lightness = np.full((8, 9), 50.0, np.float32)
+    lightness[0, 0] = np.nan
+    ab = np.zeros((8, 9, 2), np.float32)
+    ab[1, 1] = (np.inf, -np.inf)
+    ab[2, 2, 0] = np.nan
+    out = color.merge_l_ab_u8(lightness, ab)
+    assert out.shape == (8, 9, 3) and out[5, 5].tolist() == [119, 119, 119]
+    with pytest.raises(ValueError, match="uint8"):
+        color.merge_l_ab_u8(lightness, ab, out=np.empty((8, 9, 3), np.float32))
+    with pytest.raises(ValueError):
+        color.merge_l_ab_u8(lightness, ab, out=np.empty((4, 9, 3), np.uint8))

@@ -14,6 +14,7 @@ import pytest
 import tifffile
 from PIL import Image, ImageCms, ImageOps
 
+from restore import imageio
 from restore.errors import ImageTooLarge, UnsupportedMedia
 from restore.imageio import ImageMetadata, Marking, read_image, write_image
 from tests.conftest import synthetic_photo
@@ -293,10 +294,18 @@ def test_oversized_exif_loses_the_maker_note_first(tmp_path: Path) -> None:
     check_exif(tmp_path / "o.jpg")
 
 
-def test_jpeg_decoded_by_opencv_matches_pillow(tmp_path: Path) -> None:
+def test_jpeg_decoded_by_opencv_matches_pillow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rgb = synthetic_photo(64, 80)
     path = save_with_pillow(tmp_path / "a.jpg", rgb, quality=90, exif=make_exif(6))
-    pic = read_image(path)
+
+    def no_pillow(im: Image.Image) -> np.ndarray:
+        raise AssertionError("a complete RGB JPEG must be decoded by OpenCV")
+
+    with monkeypatch.context() as m:
+        m.setattr(imageio, "_decode_pillow", no_pillow)
+        pic = read_image(path)
     want = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB")).astype(int)
     assert pic.pixels.shape == want.shape
     assert np.abs(pic.pixels.astype(int) - want).max() <= 2
@@ -305,8 +314,16 @@ def test_jpeg_decoded_by_opencv_matches_pillow(tmp_path: Path) -> None:
 XMP = (
     b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-'
     b'syntax-ns#"><rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:tiff="http:'
-    b'//ns.adobe.com/tiff/1.0/" tiff:Orientation="6"><dc:subject><rdf:Bag><rdf:li>Oma K\xc3\xa4the'
-    b"</rdf:li></rdf:Bag></dc:subject></rdf:Description></rdf:RDF></x:xmpmeta>"
+    b'//ns.adobe.com/tiff/1.0/" xmlns:crs="http://ns.adobe.com/camera-raw-settings/1.0/" '
+    b"xmlns:photoshop=\"http://ns.adobe.com/photoshop/1.0/\" tiff:Orientation='6' "
+    b'photoshop:ColorMode="1" crs:ConvertToGrayscale="True"><dc:subject><rdf:Bag><rdf:li>Oma '
+    b"K\xc3\xa4the</rdf:li></rdf:Bag></dc:subject></rdf:Description></rdf:RDF></x:xmpmeta>"
+)
+#: What the output must say instead: upright, RGB, not to be shown gray by Lightroom.
+XMP_OUT = (
+    XMP.replace(b"tiff:Orientation='6'", b"tiff:Orientation='1'")
+    .replace(b'photoshop:ColorMode="1"', b'photoshop:ColorMode="3"')
+    .replace(b'crs:ConvertToGrayscale="True"', b'crs:ConvertToGrayscale="False"')
 )
 
 
@@ -314,9 +331,21 @@ XMP = (
 def test_xmp_is_carried_to_every_format_with_orientation_reset(tmp_path: Path, suffix: str) -> None:
     src = save_with_pillow(tmp_path / "in.jpg", gray(), exif=make_exif(6), xmp=XMP)
     pic = read_image(src)
-    assert pic.metadata.xmp == XMP.replace(b'tiff:Orientation="6"', b'tiff:Orientation="1"')
+    assert XMP_OUT != XMP and pic.metadata.xmp == XMP_OUT
     out = tmp_path / f"out{suffix}"
     write_image(out, synthetic_photo(pic.height, pic.width), None, pic.metadata, MARK)
     back = read_image(out).metadata.xmp
-    assert back is not None and b"Oma K\xc3\xa4the" in back
-    assert b'tiff:Orientation="1"' in back
+    assert back == XMP_OUT
+
+
+def test_opencv_refusing_a_jpeg_falls_back_to_pillow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OpenCV raises (not returns None) over its own pixel limit; Pillow then decodes."""
+    path = save_with_pillow(tmp_path / "a.jpg", synthetic_photo(20, 24))
+
+    def refuse(*args: object) -> None:
+        raise cv2.error("over CV_IO_MAX_IMAGE_PIXELS")
+
+    monkeypatch.setattr(imageio.cv2, "imdecode", refuse)
+    assert read_image(path).pixels.shape == (20, 24, 3)

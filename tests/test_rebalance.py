@@ -18,15 +18,21 @@ def _mixture(n_gray: int, n_red: int) -> np.ndarray:
 
 
 def test_prior_is_a_distribution_and_weights_average_one_under_it() -> None:
-    prior = ab_prior(_mixture(900, 100))
-    assert prior.shape == (BINS, BINS)
+    prior, reached = ab_prior(_mixture(900, 100))
+    assert prior.shape == reached.shape == (BINS, BINS)
     assert np.isclose(prior.sum(), 1.0)
-    w = rebalance_weights(prior, mix=0.5)
+    assert reached.sum() < (prior > 0).sum()  # smoothing spreads mass; Q counts real bins
+    w = rebalance_weights(prior, mix=0.5, reached=reached)
     assert np.isclose((prior * w).sum(), 1.0)
     assert (w > 0).all()
     gray_bin, red_bin = (11, 11), (17, 11)  # ab (0, 0) and (60, 0)
     assert prior[gray_bin] > prior[red_bin]
     assert w[red_bin] > 2 * w[gray_bin]
+
+
+def _prior_and_mix(samples: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+    prior, reached = ab_prior(samples)
+    return prior, 0.5, reached
 
 
 def test_strength_zero_is_plain_l1() -> None:
@@ -41,7 +47,7 @@ def test_rebalanced_loss_prefers_the_rare_saturated_colours_plain_l1_does_not() 
     counts about equally, so predicting red costs less than predicting gray."""
     reds = [[a, 0.0] for a in (45.0, 55.0, 65.0, 75.0)]
     samples = np.array([[0.0, 0.0]] * 60 + reds * 10, dtype=np.float32)
-    weights = rebalance_weights(ab_prior(samples))
+    weights = rebalance_weights(*_prior_and_mix(samples))
     truth = color.normalize_ab(torch.tensor(samples).T.reshape(1, 2, 1, -1))
     gray = torch.zeros_like(truth)
     red = color.normalize_ab(torch.tensor([60.0, 0.0]).reshape(1, 2, 1, 1)).expand_as(truth)
@@ -53,6 +59,6 @@ def test_rebalanced_loss_prefers_the_rare_saturated_colours_plain_l1_does_not() 
 def test_sample_ab_reads_colours_of_the_images() -> None:
     red = np.zeros((8, 8, 3), np.float32)
     red[..., 0] = 1.0
-    ab = sample_ab([red, red], per_image=10, seed=0)
+    ab = sample_ab(iter([red, red]), per_image=10, seed=0)
     assert ab.shape == (20, 2)
     assert np.allclose(ab, color.rgb_to_lab(red)[0, 0, 1:], atol=1e-3)

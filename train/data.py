@@ -59,16 +59,14 @@ class CropSampler:
                 self._cached += img.nbytes
         return img
 
-    def sample_images(self, count: int, seed: int) -> list[np.ndarray]:
-        """Up to ``count`` readable training images, float RGB (H, W, 3) in [0, 1],
-        chosen by a fixed permutation of ``seed`` (the same list on every run)."""
+    def sample_images(self, count: int, seed: int) -> Iterator[np.ndarray]:
+        """Up to ``count`` readable training images, float RGB (H, W, 3) in [0, 1], one at a
+        time, chosen by a fixed permutation of ``seed`` (the same images on every run)."""
         order = np.random.default_rng([seed, 7]).permutation(len(self.files))
-        out = []
         for i in order[:count]:
             img = self._load(int(i))
             if img is not None:
-                out.append(img.astype(np.float32) / 255.0)
-        return out
+                yield img.astype(np.float32) / 255.0
 
     def _crop(self, img: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
         h, w = img.shape[:2]

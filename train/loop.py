@@ -79,9 +79,10 @@ class Trainer:
         if cfg.rebalance <= 0:
             return RebalancedL1(np.ones((BINS, BINS)), 0.0)
         images = self.sampler.sample_images(cfg.rebalance_images, cfg.seed)
-        prior = ab_prior(sample_ab(images, per_image=2000, seed=cfg.seed))
-        log.info("ab prior from %d images; rebalance strength %g", len(images), cfg.rebalance)
-        return RebalancedL1(rebalance_weights(prior, cfg.rebalance_mix), cfg.rebalance)
+        prior, reached = ab_prior(sample_ab(images, per_image=2000, seed=cfg.seed))
+        log.info("ab prior from %d bins; rebalance strength %g", reached.sum(), cfg.rebalance)
+        weights = rebalance_weights(prior, cfg.rebalance_mix, reached)
+        return RebalancedL1(weights, cfg.rebalance)
 
     # -- state -----------------------------------------------------------------------------
 

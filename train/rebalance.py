@@ -11,6 +11,8 @@ weights (1) as ``w ** strength``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import torch
 from torch import nn
@@ -23,15 +25,17 @@ AB_MAX = 110.0
 BINS = int(2 * AB_MAX / BIN)
 
 
-def ab_prior(ab_samples: np.ndarray, sigma_bins: float = 0.5) -> np.ndarray:
+def ab_prior(ab_samples: np.ndarray, sigma_bins: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """Smoothed empirical distribution of ab colours.
 
-    ab_samples: (N, 2) float, ab in Lab units. Returns (BINS, BINS) float64 summing to 1
-    (rows index a, columns index b); bins no sample reached stay 0 before smoothing.
+    ab_samples: (N, 2) float, ab in Lab units. Returns the (BINS, BINS) float64 prior
+    summing to 1 (rows index a, columns index b) and the (BINS, BINS) bool mask of the
+    bins some sample reached (before smoothing).
     """
     idx = _bin_index(np.asarray(ab_samples, np.float64))
     hist = np.bincount(idx[:, 0] * BINS + idx[:, 1], minlength=BINS * BINS).astype(np.float64)
     hist = hist.reshape(BINS, BINS)
+    reached = hist > 0
     if sigma_bins > 0:
         import cv2
 
@@ -39,22 +43,26 @@ def ab_prior(ab_samples: np.ndarray, sigma_bins: float = 0.5) -> np.ndarray:
     total = hist.sum()
     if total <= 0:
         raise ValueError("no ab samples")
-    return hist / total
+    return hist / total, reached
 
 
-def rebalance_weights(prior: np.ndarray, mix: float = 0.5) -> np.ndarray:
+def rebalance_weights(
+    prior: np.ndarray, mix: float = 0.5, reached: np.ndarray | None = None
+) -> np.ndarray:
     """Zhang et al.'s class weights: ((1 - mix) * p + mix / Q) ** -1, normalised so that
-    their expectation under ``prior`` is 1. Q counts the bins the data reaches.
+    their expectation under ``prior`` is 1. Q counts the bins the data reaches
+    (``reached``, before smoothing; default: the bins where the prior is not 0).
 
     prior: (BINS, BINS) summing to 1. Returns (BINS, BINS) float64, all > 0.
     """
-    q = max(int((prior > 0).sum()), 1)
+    q = max(int((prior > 0 if reached is None else reached).sum()), 1)
     w = 1.0 / ((1.0 - mix) * prior + mix / q)
     return w / float((prior * w).sum())
 
 
-def sample_ab(rgb_images: list[np.ndarray], per_image: int, seed: int) -> np.ndarray:
-    """Random ab samples from float RGB images (H, W, 3) in [0, 1]. Returns (N, 2) float32."""
+def sample_ab(rgb_images: Iterable[np.ndarray], per_image: int, seed: int) -> np.ndarray:
+    """Random ab samples from float RGB images (H, W, 3) in [0, 1], taken one image at a
+    time (only the samples are kept). Returns (N, 2) float32."""
     rng = np.random.default_rng(seed)
     out = []
     for rgb in rgb_images:
