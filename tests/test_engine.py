@@ -214,3 +214,21 @@ def test_engine_applies_refine_to_the_raw_prediction_unless_radius_is_zero(
     want = refine_ab(x, raw.predict([x])[0], 8)
     np.testing.assert_allclose(refined.predict([x])[0], want, atol=1e-4)
     assert not np.allclose(want, raw.predict([x])[0], atol=1e-2)
+
+
+def test_predict_from_several_threads_at_once_matches_serial(tiny_weights: Path) -> None:
+    """The pipelines call the frozen generator from several threads at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    col = Colorizer.from_weights(tiny_weights, EngineConfig(device="cpu", precision="bf16"))
+    rng = np.random.default_rng(1)
+    jobs = [
+        [rng.uniform(0, 100, shape).astype(np.float32)] * n
+        for shape, n in [((64, 96), 1), ((96, 64), 3), ((32, 32), 2), ((64, 64), 4)] * 3
+    ]
+    serial = [col.predict(j) for j in jobs]
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(col.predict, jobs))
+    for a, b in zip(serial, parallel, strict=True):
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_array_equal(x, y)

@@ -349,3 +349,12 @@ def test_opencv_refusing_a_jpeg_falls_back_to_pillow(
 
     monkeypatch.setattr(imageio.cv2, "imdecode", refuse)
     assert read_image(path).pixels.shape == (20, 24, 3)
+
+
+def test_icc_too_large_for_jpeg_is_dropped_with_a_note(tmp_path: Path) -> None:
+    huge = SRGB_ICC + bytes(256 * 65519)  # needs 257 APP2 segments; JPEG counts to 255
+    notes = write_image(
+        tmp_path / "o.jpg", synthetic_photo(16, 16), None, ImageMetadata(icc=huge), MARK
+    )
+    assert notes == ["ICC profile dropped (too large for the format)"]
+    assert "icc_profile" not in Image.open(tmp_path / "o.jpg").info
