@@ -71,33 +71,6 @@ def _encode_row(codes: np.ndarray, lut: np.ndarray, out_row: np.ndarray) -> None
 @nb.njit(**_OPTS)
 def merge_u8(
     lightness: np.ndarray,
-    ab: np.ndarray,
-    m: np.ndarray,
-    knee: np.float32,
-    slope: np.float32,
-    lut: np.ndarray,
-    out: np.ndarray,
-) -> None:
-    """L (H, W) float32 + ab (H, W, 2) float32 -> out (H, W, 3) uint8 sRGB, in place.
-
-    ``m``: (9,) float32 white-scaled XYZ -> linear RGB, row-major; ``lut``: (65536,)
-    uint8, 16-bit linear code -> 8-bit sRGB.
-    """
-    height, width = lightness.shape
-    a = np.empty(width, np.float32)
-    b = np.empty(width, np.float32)
-    codes = np.empty((3, width), np.float32)
-    for y in range(height):
-        for x in range(width):
-            a[x] = ab[y, x, 0]
-            b[x] = ab[y, x, 1]
-        _row_codes(lightness[y], a, b, m, knee, slope, codes)
-        _encode_row(codes, lut, out[y])
-
-
-@nb.njit(**_OPTS)
-def merge_upsample_u8(
-    lightness: np.ndarray,
     ab_small: np.ndarray,
     m: np.ndarray,
     knee: np.float32,
@@ -105,8 +78,13 @@ def merge_upsample_u8(
     lut: np.ndarray,
     out: np.ndarray,
 ) -> None:
-    """As :func:`merge_u8` with ab at a smaller size (h, w, 2) float32, upsampled on the
-    fly bilinearly with OpenCV's pixel-centre rule (``cv2.resize``, INTER_LINEAR)."""
+    """L (H, W) float32 + ab (h, w, 2) float32 -> out (H, W, 3) uint8 sRGB, in place.
+
+    ab is resized on the fly bilinearly with OpenCV's pixel-centre rule (``cv2.resize``,
+    INTER_LINEAR); at (h, w) == (H, W) the weights are (1, 0) and ab is used as is.
+    ``m``: (9,) float32 white-scaled XYZ -> linear RGB, row-major; ``lut``: (65536,)
+    uint8, 16-bit linear code -> 8-bit sRGB.
+    """
     height, width = lightness.shape
     h, w = ab_small.shape[0], ab_small.shape[1]
     x0 = np.empty(width, np.int64)

@@ -269,11 +269,7 @@ def merge_l_ab_u8(
         raise ValueError(f"out must be ({height}, {width}, 3) uint8, not {out.shape} {out.dtype}")
     lightness = np.asarray(lightness, dtype=np.float32)
     ab = np.asarray(ab, dtype=np.float32)
-    args = (_XYZ2RGB_W_FLAT, _F_KNEE, _F_SLOPE, _SRGB8_OF_LIN16, out)
-    if ab.shape[:2] == (height, width):
-        _kernels.merge_u8(lightness, ab, *args)
-    else:
-        _kernels.merge_upsample_u8(lightness, ab, *args)
+    _kernels.merge_u8(lightness, ab, _XYZ2RGB_W_FLAT, _F_KNEE, _F_SLOPE, _SRGB8_OF_LIN16, out)
     return out
 
 
