@@ -37,8 +37,10 @@ class EngineConfig:
     # single-threaded calls beat one call over all cores (no barrier waits, overlap with the
     # codecs): see restore.runtime.configure_threads. 1 on GPUs.
     workers: int = 1
-    # CPU: run the generator as a frozen TorchScript trace (oneDNN fuses convolution and
-    # ReLU); same outputs, measured 1.4x with bf16 at 256x448. Off: plain eager PyTorch.
+    # CPU: run the generator as a frozen TorchScript trace (weights cast to the autocast
+    # dtype once instead of on every call); same outputs. bf16 at 256x448, batch 4
+    # (benchmarks/RESULTS.md, 07:44): 48.4 vs 42.9 img/s on two threads, 23.9 vs 23.2 on
+    # one. Off: plain eager PyTorch.
     jit: bool = True
     # Edge-aware clean-up of the predicted colours (guided filter, L as the guide), radius in
     # render-size pixels; 0 = raw generator output. See :func:`refine_ab`.
@@ -113,7 +115,8 @@ def freeze_for_inference(
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """The CPU generator traced under autocast in ``dtype`` and frozen (TorchScript).
 
-    Freezing lets oneDNN fuse each convolution with its ReLU. The trace is shape-generic
+    Freezing turns the weights into constants already in ``dtype`` (eager autocast casts
+    them on every call; the profile still shows ReLU as its own pass). The trace is shape-generic
     (any batch and size, channels_last input) and gives the eager model's outputs; it is
     tied to ``dtype``. Falls back to ``model`` itself if tracing fails.
 
