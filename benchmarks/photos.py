@@ -49,8 +49,15 @@ def stages(folder: Path, colorizer: Colorizer, repeats: int) -> dict[str, float]
         ),
         "encode (JPEG + metadata)": median_time(
             lambda: [
-                write_image(scratch, r, None, p.metadata, photos.MARKING)
-                for r, p in zip(rgb, pics, strict=True)
+                write_image(
+                    scratch,
+                    r,
+                    None,
+                    p.metadata,
+                    photos.MARKING,
+                    subsample_chroma=photos.colour_is_coarse(r.shape, a),
+                )
+                for r, p, a in zip(rgb, pics, ab, strict=True)
             ],
             repeats,
         ),
