@@ -45,6 +45,16 @@ class EngineConfig:
     # Edge-aware clean-up of the predicted colours (guided filter, L as the guide), radius in
     # render-size pixels; 0 = raw generator output. See :func:`refine_ab`.
     refine_radius: int = 8
+    # Colour strength: the predicted ab (after the clean-up) times this, clamped to the ab
+    # range; the merge then fits each colour into the sRGB gamut. 1 = the model's own colours,
+    # 0 = gray. The generator is trained towards accurate rather than vivid colours, so values
+    # a little above 1 suit users who prefer livelier pictures; on ../shared/data/val every
+    # step up costs accuracy (weights/README.md, "Colour strength").
+    saturation: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.saturation <= 4.0:
+            raise ValueError(f"saturation must be in [0, 4], got {self.saturation}")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -176,6 +186,19 @@ def refine_ab(
     return out
 
 
+def scale_chroma(ab: np.ndarray, factor: float) -> np.ndarray:
+    """ab times ``factor``, clamped to [-110, 110] (same array back when ``factor`` is 1).
+
+    Args:
+        ab: (..., 2) float32 ab.
+        factor: >= 0; 0 gives gray.
+    """
+    if factor == 1.0:
+        return ab
+    out = ab * np.float32(factor)
+    return np.clip(out, -110.0, 110.0, out=out)
+
+
 class Colorizer:
     """Colorizes lightness maps with one loaded generator.
 
@@ -244,11 +267,12 @@ class Colorizer:
         crops = [
             np.ascontiguousarray(ab[i, : x.shape[0], : x.shape[1]]) for i, x in enumerate(l_small)
         ]
-        if self.config.refine_radius <= 0:
-            return crops
-        return [
-            refine_ab(x, a, self.config.refine_radius) for x, a in zip(l_small, crops, strict=True)
-        ]
+        if self.config.refine_radius > 0:
+            crops = [
+                refine_ab(x, a, self.config.refine_radius)
+                for x, a in zip(l_small, crops, strict=True)
+            ]
+        return [scale_chroma(a, self.config.saturation) for a in crops]
 
     # -- full resolution ---------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import cv2
 import numpy as np
-from PIL import Image, TiffImagePlugin, TiffTags, UnidentifiedImageError
+from PIL import ExifTags, Image, TiffImagePlugin, TiffTags, UnidentifiedImageError
 
 from restore.errors import ImageTooLarge, UnsupportedMedia
 from restore.imagefiles import FORMATS
@@ -468,22 +468,57 @@ def _write_pillow(
     except ValueError as e:
         if "exif" not in str(e).lower():
             raise
-        # At most 64 KiB of EXIF; maker notes are the usual reason for more.
-        _drop_maker_note(exif)
-        opts["exif"] = _exif_bytes(exif)
-        try:
-            im.save(path, fmt, **opts)
-            notes.append("EXIF maker note dropped (too large for the format)")
-        except ValueError:
+        payload = _fit_exif(exif, _JPEG_SEGMENT_MAX, notes)  # WebP: the same 64 KiB limit
+        if payload:
+            opts["exif"] = payload
+        else:
             opts.pop("exif")
-            im.save(path, fmt, **opts)
-            notes.append("EXIF dropped (too large for the format)")
+        im.save(path, fmt, **opts)
 
 
 def _drop_maker_note(exif: Image.Exif) -> None:
     sub = exif.get(EXIF_IFD)
     if isinstance(sub, dict):
         sub.pop(MAKER_NOTE, None)
+
+
+def _tag_size(value: object) -> int:
+    """Rough bytes a tag value takes in the TIFF structure."""
+    if isinstance(value, bytes | str):
+        return len(value)
+    if isinstance(value, tuple | list):
+        return 8 * len(value)
+    return 4
+
+
+def _fit_exif(exif: Image.Exif, limit: int, notes: list[str]) -> bytes:
+    """EXIF bytes of at most ``limit``: as they are, else without the maker note (the usual
+    reason for more), else without the largest other tags one at a time (dates, camera,
+    exposure and copyright survive an oversized comment or vendor blob). b"" if nothing fits.
+    Appends what was dropped to ``notes``."""
+    payload = _exif_bytes(exif)
+    if len(payload) <= limit:
+        return payload
+    sub = exif.get(EXIF_IFD)
+    if isinstance(sub, dict) and MAKER_NOTE in sub:
+        _drop_maker_note(exif)
+        notes.append("EXIF maker note dropped (too large for the format)")
+        payload = _exif_bytes(exif)
+    dropped: list[str] = []
+    while len(payload) > limit:
+        candidates = [(_tag_size(v), exif, t) for t, v in exif.items() if t != EXIF_IFD]
+        if isinstance(sub, dict):
+            candidates += [(_tag_size(v), sub, t) for t, v in sub.items()]
+        if not candidates:
+            notes.append("EXIF dropped (too large for the format)")
+            return b""
+        _, where, tag = max(candidates, key=lambda c: c[0])
+        del where[tag]
+        dropped.append(ExifTags.TAGS.get(tag, f"0x{tag:04x}"))
+        payload = _exif_bytes(exif)
+    if dropped:
+        notes.append(f"EXIF tags dropped (too large for the format): {', '.join(dropped)}")
+    return payload
 
 
 # -- JPEG: OpenCV encodes (no copy into Pillow's layout); EXIF, ICC and dpi are spliced in.
@@ -521,15 +556,7 @@ def _write_jpeg(
         x, y = (min(65535, max(1, round(v))) for v in meta.dpi)
         data[13:18] = struct.pack(">BHH", 1, x, y)  # units: dots per inch
     app0_end = 4 + struct.unpack(">H", data[4:6])[0]
-    payload = _exif_bytes(exif)
-    if len(payload) > _JPEG_SEGMENT_MAX:
-        _drop_maker_note(exif)
-        payload = _exif_bytes(exif)
-        if len(payload) > _JPEG_SEGMENT_MAX:
-            payload = b""
-            notes.append("EXIF dropped (too large for the format)")
-        else:
-            notes.append("EXIF maker note dropped (too large for the format)")
+    payload = _fit_exif(exif, _JPEG_SEGMENT_MAX, notes)
     segments = [_jpeg_segment(0xE1, payload)] if payload else []
     if meta.xmp:
         xmp = _XMP_JPEG_HEADER + meta.xmp

@@ -232,3 +232,16 @@ def test_predict_from_several_threads_at_once_matches_serial(tiny_weights: Path)
     for a, b in zip(serial, parallel, strict=True):
         for x, y in zip(a, b, strict=True):
             np.testing.assert_array_equal(x, y)
+
+
+def test_saturation_scales_the_predicted_colours_and_zero_gives_gray(tiny_weights: Path) -> None:
+    x = np.random.default_rng(2).uniform(0, 100, (64, 96)).astype(np.float32)
+    base = Colorizer.from_weights(tiny_weights, EngineConfig(device="cpu")).predict([x])[0]
+    assert np.abs(base).max() > 0.1  # the tiny generator does colour this
+    double = Colorizer.from_weights(tiny_weights, EngineConfig(device="cpu", saturation=2.0))
+    np.testing.assert_allclose(double.predict([x])[0], np.clip(2 * base, -110, 110), atol=1e-3)
+    gray = Colorizer.from_weights(tiny_weights, EngineConfig(device="cpu", saturation=0.0))
+    rgb = gray.colorize([x])[0]
+    assert np.abs(rgb - rgb.mean(-1, keepdims=True)).max() < 1e-3
+    with pytest.raises(ValueError, match="saturation"):
+        EngineConfig(saturation=-0.5)
