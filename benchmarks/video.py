@@ -17,6 +17,7 @@ from restore.jobs import FileResult
 from restore.video.frames import frame_lightness, rgb_to_frame
 from restore.video.pipeline import colorize_video
 from restore.video.streams import EncodeConfig, open_output
+from restore.video.temporal import ColourStabilizer, StabilizeConfig, render_lightness, stabilizer
 
 
 def _frames(src: Path, limit: int) -> list[av.VideoFrame]:
@@ -55,6 +56,11 @@ def stages(src: Path, colorizer: Colorizer, frames: int, repeats: int) -> dict[s
         for lum, ab in zip(lightness, abs_, strict=True):
             color.merge_l_ab_u8(lum, ab)
 
+    def stabilise() -> None:  # as `restore video` does by default
+        state = ColourStabilizer(StabilizeConfig())
+        for lum, ab in zip(lightness, abs_, strict=True):
+            state.step(render_lightness(lum, ab.shape[:2]), ab)
+
     rgbs = [color.merge_l_ab_u8(lum, ab) for lum, ab in zip(lightness, abs_, strict=True)]
     scratch = src.with_name(src.stem + "_encode.mp4")
 
@@ -74,6 +80,7 @@ def stages(src: Path, colorizer: Colorizer, frames: int, repeats: int) -> dict[s
     out = {
         "decode + L": median_time(decode, repeats) / n,
         "model (resize, generator)": median_time(model, repeats) / n,
+        "stabilise (flow, temporal filter)": median_time(stabilise, repeats) / n,
         "merge (upsample ab, L+ab -> RGB8)": median_time(merge, repeats) / n,
         "encode (RGB->YUV, x264)": median_time(encode, repeats) / n,
     }
@@ -82,12 +89,13 @@ def stages(src: Path, colorizer: Colorizer, frames: int, repeats: int) -> dict[s
 
 
 def end_to_end(src: Path, dst: Path, colorizer: Colorizer, repeats: int) -> tuple[float, int]:
-    """(median frames/s of colorize_video, frames)."""
+    """(median frames/s of colorize_video with `restore video`'s default stabiliser, frames)."""
     frames = 0
 
     def run() -> None:
         nonlocal frames
-        frames = colorize_video(src, dst, colorizer, EncodeConfig()).frames
+        stage = stabilizer(StabilizeConfig())
+        frames = colorize_video(src, dst, colorizer, EncodeConfig(), stage=stage).frames
 
     seconds = median_time(run, repeats, warmup=0)
     return frames / seconds, frames

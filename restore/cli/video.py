@@ -69,6 +69,23 @@ class _FileProgress:
     show_default=True,
     help="x264/x265 speed preset (slower: smaller files, same quality).",
 )
+@click.option(
+    "--stabilize/--no-stabilize",
+    default=True,
+    show_default=True,
+    help="Temporal colour stabilisation (less colour flicker): where the picture is unchanged "
+    "or moved smoothly (optical flow), each pixel's colour is averaged with the previous "
+    "frames'; changed content and each new shot keep their own colours. About 8 ms per "
+    "720p frame on one core.",
+)
+@click.option(
+    "--stabilize-strength",
+    type=click.FloatRange(0.0, 0.99),
+    default=0.9,  # StabilizeConfig.strength (kept literal: the CLI imports no numerics)
+    show_default=True,
+    help="Share of the previous frame's colour a still pixel keeps (0.9: an average over "
+    "about 10 frames; higher is steadier but slower to follow real changes).",
+)
 @click.pass_context
 def video(
     ctx: click.Context,
@@ -83,6 +100,8 @@ def video(
     codec: str | None,
     crf: int,
     preset: str,
+    stabilize: bool,
+    stabilize_strength: float,
     overwrite: bool,
     report_path: Path | None,
     threads: int | None,
@@ -95,7 +114,8 @@ def video(
     drops into an editing timeline where the original was. Audio, subtitles, chapters and
     metadata are copied unchanged (audio the output container cannot hold is re-encoded,
     with a warning). Video is H.264 (CRF 18, yuv420p, BT.709); odd frame sizes are padded
-    by one pixel, as 4:2:0 video cannot hold them. Finished outputs are skipped.
+    by one pixel, as 4:2:0 video cannot hold them. Colours are stabilised over time
+    (--no-stabilize: each frame coloured on its own). Finished outputs are skipped.
 
     Exit codes: 0 all done or skipped, 1 some files failed, 2 usage error, 130 interrupted.
     """
@@ -114,6 +134,7 @@ def video(
     )
     from restore.video import EncodeConfig, colorize_video, plan_outputs
     from restore.video.files import VIDEO_SUFFIXES
+    from restore.video.temporal import StabilizeConfig, stabilizer
 
     _setup_logging(verbose)
     try:
@@ -128,6 +149,7 @@ def video(
     colorizer = load_colorizer(weights, device, precision, render_size, batch_size, threads, refine)
     report.weights = colorizer.info.identity if colorizer.info else None
     encode = EncodeConfig(codec=codec, crf=crf, preset=preset, threads=threads or 0)
+    steady = StabilizeConfig(strength=stabilize_strength) if stabilize else None
     note = None
     with (
         job_session(quiet) as stream,
@@ -148,7 +170,12 @@ def video(
             try:
                 with atomic_output(dst) as tmp:
                     done = colorize_video(
-                        src, tmp, colorizer, encode, progress=_FileProgress(progress, src)
+                        src,
+                        tmp,
+                        colorizer,
+                        encode,
+                        progress=_FileProgress(progress, src),
+                        stage=stabilizer(steady) if steady is not None else None,
                     )
                 result = FileResult(
                     src,

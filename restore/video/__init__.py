@@ -3,16 +3,20 @@
 from restore.video.files import VIDEO_SUFFIXES, list_videos, plan_outputs
 from restore.video.pipeline import Batch, FrameItem, TemporalStage, VideoResult, colorize_video
 from restore.video.streams import EncodeConfig, StreamNote
+from restore.video.temporal import ColourStabilizer, StabilizeConfig, stabilizer
 
 __all__ = [
     "VIDEO_SUFFIXES",
     "Batch",
+    "ColourStabilizer",
     "EncodeConfig",
     "FrameItem",
+    "StabilizeConfig",
     "StreamNote",
     "TemporalStage",
     "VideoResult",
     "colorize_video",
     "list_videos",
     "plan_outputs",
+    "stabilizer",
 ]
