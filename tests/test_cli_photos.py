@@ -51,6 +51,7 @@ def test_missing_path_is_a_usage_error(tmp_path: Path) -> None:
         (["--batch-size", "0"], "--batch-size"),
         (["--device", "gpu"], "auto, cpu, cuda, cuda:N or mps"),
         (["--max-pixels", "-5"], "--max-pixels"),
+        (["--saturation", "5"], "--saturation"),
     ],
 )
 def test_bad_options_are_usage_errors(album: Path, args: list[str], message: str) -> None:
@@ -192,3 +193,21 @@ def test_huge_image_is_refused_and_the_rest_is_done(tmp_path: Path, tiny_weights
     assert files["small.png"]["status"] == "done"
     assert "400x300 is 0.12 megapixels, over the limit of 0.1" in files["big.png"]["error"]
     assert "--max-pixels" in files["big.png"]["error"]
+
+
+def test_saturation_zero_writes_gray_and_two_doubles_the_colour(
+    tmp_path: Path, tiny_weights: Path
+) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(gray(64, 96)).save(src / "a.png")
+    chroma = {}
+    for s in ("0", "1", "2"):
+        r = invoke(src, "-o", tmp_path / s, "--saturation", s, "--weights", tiny_weights, *FAST)
+        assert r.exit_code == 0, r.output
+        rgb = np.asarray(Image.open(tmp_path / s / "a.png").convert("RGB"))
+        lab = cv2.cvtColor(rgb.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+        chroma[s] = float(np.hypot(lab[..., 1], lab[..., 2]).mean())
+    assert chroma["0"] < 0.5 < chroma["1"]
+    # twice the ab; the merge pulls colours beyond the sRGB gamut back in, so a bit less
+    assert 1.4 * chroma["1"] < chroma["2"] <= 2 * chroma["1"]

@@ -137,6 +137,13 @@ def train(**kw: object) -> None:
     help="Score with the colour clean-up `restore photos` applies (see --help there).",
 )
 @click.option(
+    "--saturation",
+    type=click.FloatRange(0.0, 4.0),
+    default=1.0,
+    show_default=True,
+    help="Colour strength, as `restore photos --saturation`.",
+)
+@click.option(
     "--json",
     "json_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -151,6 +158,7 @@ def eval_cmd(
     limit: int | None,
     skip: int,
     refine: bool,
+    saturation: float,
     json_path: Path | None,
 ) -> None:
     """Colorize gray versions of colour photos in TRUTH_DIR and score them against the originals."""
@@ -171,6 +179,7 @@ def eval_cmd(
                 render_size=render_size,
                 batch_size=1,
                 refine_radius=EngineConfig.refine_radius if refine else 0,
+                saturation=saturation,
             ),
         )
     except WeightsError as e:

@@ -94,6 +94,14 @@ def job_options(
             help="Edge-aware clean-up of the predicted colours (removes rainbow bands on "
             "textures); --no-refine writes the generator's raw colours.",
         ),
+        click.option(
+            "--saturation",
+            type=click.FloatRange(0.0, 4.0),
+            default=1.0,
+            show_default=True,
+            help="Colour strength: the predicted colours times this (0 gray, 1 the model's "
+            "own, 1.2-1.4 livelier; higher also makes wrong colours louder).",
+        ),
         click.option("--overwrite", is_flag=True, help="Redo outputs that already exist."),
         click.option(
             "--report",
@@ -127,6 +135,7 @@ def load_colorizer(
     batch_size: int,
     threads: int | None,
     refine: bool = True,
+    saturation: float = 1.0,
 ) -> Any:
     """Check the device, tune the process, and load the generator once (StartupError if not)."""
     import torch
@@ -159,6 +168,7 @@ def load_colorizer(
         batch_size=batch_size,
         workers=plan.workers,
         refine_radius=EngineConfig.refine_radius if refine else 0,
+        saturation=saturation,
     )
     try:
         return Colorizer.from_weights(weights, engine)

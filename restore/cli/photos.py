@@ -37,6 +37,7 @@ def photos(
     batch_size: int,
     render_size: int,
     refine: bool,
+    saturation: float,
     overwrite: bool,
     report_path: Path | None,
     max_pixels: int,
@@ -67,7 +68,9 @@ def photos(
         ctx.exit(0)
 
     report = JobReport(command="photos")  # wall time includes loading the model
-    colorizer = load_colorizer(weights, device, precision, render_size, batch_size, threads, refine)
+    colorizer = load_colorizer(
+        weights, device, precision, render_size, batch_size, threads, refine, saturation
+    )
     report.weights = colorizer.info.identity if colorizer.info else None
     config = job.PhotosConfig(overwrite=overwrite, max_pixels=max_pixels)
     note = None

@@ -97,6 +97,7 @@ def video(
     batch_size: int,
     render_size: int,
     refine: bool,
+    saturation: float,
     codec: str | None,
     crf: int,
     preset: str,
@@ -146,7 +147,9 @@ def video(
         ctx.exit(0)
 
     report = JobReport(command="video")  # wall time includes loading the model
-    colorizer = load_colorizer(weights, device, precision, render_size, batch_size, threads, refine)
+    colorizer = load_colorizer(
+        weights, device, precision, render_size, batch_size, threads, refine, saturation
+    )
     report.weights = colorizer.info.identity if colorizer.info else None
     encode = EncodeConfig(codec=codec, crf=crf, preset=preset, threads=threads or 0)
     steady = StabilizeConfig(strength=stabilize_strength) if stabilize else None
