@@ -179,6 +179,8 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
         alpha = None if alpha is None else _ORIENT[orientation](alpha)
         if meta.dpi and orientation >= 5:
             meta = replace(meta, dpi=(meta.dpi[1], meta.dpi[0]))
+    if meta.xmp:
+        meta = replace(meta, xmp=_xmp_with_size(meta.xmp, pixels.shape[1], pixels.shape[0]))
     return Picture(pixels, alpha, fmt, meta, frames, tuple(notes))
 
 
@@ -332,6 +334,26 @@ def _upright_xmp(xmp: Any) -> bytes | None:
         return None
     for pattern, value in _XMP_FIXES:
         xmp = pattern.sub(lambda m, v=value: m.group(1) + v, xmp)
+    return xmp
+
+
+_XMP_SIZE_FIELDS = tuple(
+    (re.compile(rb"(" + name + rb"""(?:\s*=\s*["']|>)\s*)\d+(?=\s*[\"'<])"""), axis)
+    for name, axis in (
+        (rb"tiff:ImageWidth", 0),
+        (rb"tiff:ImageLength", 1),
+        (rb"exif:PixelXDimension", 0),
+        (rb"exif:PixelYDimension", 1),
+    )
+)
+
+
+def _xmp_with_size(xmp: bytes, width: int, height: int) -> bytes:
+    """XMP whose pixel-size properties (where present) give the upright image's size: a
+    rotated (EXIF orientation 5-8) input's packet still has the sideways one."""
+    size = (str(width).encode(), str(height).encode())
+    for pattern, axis in _XMP_SIZE_FIELDS:
+        xmp = pattern.sub(lambda m, v=size[axis]: m.group(1) + v, xmp)
     return xmp
 
 

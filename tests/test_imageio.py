@@ -330,6 +330,7 @@ XMP = (
     b'syntax-ns#"><rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:tiff="http:'
     b'//ns.adobe.com/tiff/1.0/" xmlns:crs="http://ns.adobe.com/camera-raw-settings/1.0/" '
     b"xmlns:photoshop=\"http://ns.adobe.com/photoshop/1.0/\" tiff:Orientation='6' "
+    b'tiff:ImageWidth="56" exif:PixelYDimension="40" xmlns:exif="http://ns.adobe.com/exif/1.0/" '
     b'photoshop:ColorMode="1" crs:ConvertToGrayscale="True"><dc:subject><rdf:Bag><rdf:li>Oma '
     b"K\xc3\xa4the</rdf:li></rdf:Bag></dc:subject></rdf:Description></rdf:RDF></x:xmpmeta>"
 )
@@ -338,6 +339,8 @@ XMP_OUT = (
     XMP.replace(b"tiff:Orientation='6'", b"tiff:Orientation='1'")
     .replace(b'photoshop:ColorMode="1"', b'photoshop:ColorMode="3"')
     .replace(b'crs:ConvertToGrayscale="True"', b'crs:ConvertToGrayscale="False"')
+    .replace(b'tiff:ImageWidth="56"', b'tiff:ImageWidth="40"')  # 56x40 stored, EXIF 6: 40x56
+    .replace(b'exif:PixelYDimension="40"', b'exif:PixelYDimension="56"')
 )
 
 
