@@ -25,6 +25,10 @@ MULTIPLE = 32  # the encoder downsamples by 32
 MAX_ASPECT = 4.0  # panoramas beyond this are rendered at this aspect
 
 
+#: Radius of the colour clean-up when it is asked for (`--refine`), render-size pixels.
+REFINE_RADIUS = 8
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     """How the generator is run. Built once by the CLI."""
@@ -43,13 +47,14 @@ class EngineConfig:
     # one. Off: plain eager PyTorch.
     jit: bool = True
     # Edge-aware clean-up of the predicted colours (guided filter, L as the guide), radius in
-    # render-size pixels; 0 = raw generator output. See :func:`refine_ab`.
-    refine_radius: int = 8
-    # Colour strength: the predicted ab (after the clean-up) times this, clamped to the ab
-    # range; the merge then fits each colour into the sRGB gamut. 1 = the model's own colours,
-    # 0 = gray. The generator is trained towards accurate rather than vivid colours, so values
-    # a little above 1 suit users who prefer livelier pictures; on ../shared/data/val every
-    # step up costs accuracy (weights/README.md, "Colour strength").
+    # render-size pixels (REFINE_RADIUS when asked for); 0 = raw generator output. See
+    # :func:`refine_ab`. Off by default since the shipped generator of 2026-11-22 session 3:
+    # it paints few hue bands, and the filter cost more accuracy than it gained (README).
+    refine_radius: int = 0
+    # Colour strength: the predicted ab (after the clean-up) times this and the weights' own
+    # calibrated chroma gain (WeightsInfo.chroma_gain), clamped to the ab range; the merge
+    # then fits each colour into the sRGB gamut. 1 = as calibrated, 0 = gray; beyond the
+    # calibration every step up costs accuracy (weights/README.md).
     saturation: float = 1.0
 
     def __post_init__(self) -> None:
@@ -222,6 +227,9 @@ class Colorizer:
         self.model = fold_batchnorm(model.eval()).to(self.device)
         if self.device.type == "cpu":
             self.model = self.model.to(memory_format=torch.channels_last)
+        # Colour strength applied to every prediction: the weights' calibration times the
+        # user's saturation.
+        self.chroma = config.saturation * (info.chroma_gain if info else 1.0)
         self.runner: Callable[[torch.Tensor], torch.Tensor] = self.model
         if config.jit and self.device.type == "cpu":
             self.runner = freeze_for_inference(self.model, self.dtype, config.render_size)
@@ -272,7 +280,7 @@ class Colorizer:
                 refine_ab(x, a, self.config.refine_radius)
                 for x, a in zip(l_small, crops, strict=True)
             ]
-        return [scale_chroma(a, self.config.saturation) for a in crops]
+        return [scale_chroma(a, self.chroma) for a in crops]
 
     # -- full resolution ---------------------------------------------------------------------
 

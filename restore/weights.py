@@ -55,12 +55,21 @@ class WeightsInfo:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def chroma_gain(self) -> float:
+        """Factor on the generator's ab calibrated for these weights (1 if none): a model
+        trained for accuracy predicts colours duller than real ones; the factor is chosen on
+        validation photos (weights/README.md). The engine multiplies it with the user's
+        ``saturation``."""
+        return float(self.metadata.get("inference", {}).get("chroma_gain", 1.0))
+
+    @property
     def identity(self) -> dict[str, Any]:
         """Short description for reports: file, hash, steps."""
         return {
             "path": str(self.path),
             "sha256": self.sha256,
             "steps": self.metadata.get("training", {}).get("steps"),
+            "chroma_gain": self.chroma_gain,
             "format_version": FORMAT_VERSION,
         }
 
@@ -78,9 +87,14 @@ def save_generator(
     *,
     training: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
+    inference: dict[str, Any] | None = None,
     dtype: torch.dtype = torch.float16,
 ) -> Path:
-    """Write the generator's state as safetensors (fp16 by default) with rebuild metadata."""
+    """Write the generator's state as safetensors (fp16 by default) with rebuild metadata.
+
+    ``inference`` holds settings calibrated for these weights that the engine applies, e.g.
+    ``{"chroma_gain": 1.3}`` (see :attr:`WeightsInfo.chroma_gain`).
+    """
     path = Path(path)
     tensors = {
         k: (v.detach().to("cpu", dtype) if v.is_floating_point() else v.detach().cpu()).contiguous()
@@ -94,6 +108,8 @@ def save_generator(
         "training": json.dumps(training or {}),
         "metrics": json.dumps(metrics or {}),
     }
+    if inference:
+        meta["inference"] = json.dumps(inference)
     _atomic_save(tensors, meta, path)
     return path
 
@@ -139,9 +155,12 @@ def read_info(path: str | Path) -> tuple[WeightsInfo, dict[str, torch.Tensor]]:
         if arch.pop("name") != "unet-resnet18":
             raise WeightsError(f"{path}: unknown architecture")
         config = GeneratorConfig.from_dict(arch)
-        info_meta = {k: json.loads(meta.get(k, "{}")) for k in ("training", "metrics")}
-    except (KeyError, TypeError, ValueError) as e:
+        info_meta = {k: json.loads(meta.get(k, "{}")) for k in ("training", "metrics", "inference")}
+        gain = float(info_meta["inference"].get("chroma_gain", 1.0))
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise WeightsError(f"{path}: damaged metadata ({e})") from e
+    if not 0.0 < gain <= 4.0:
+        raise WeightsError(f"{path}: chroma_gain {gain} outside (0, 4]")
     if norm != NORMALISATION:
         raise WeightsError(
             f"{path} was trained with colour normalisation {norm}, expected {NORMALISATION}"

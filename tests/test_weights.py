@@ -127,3 +127,33 @@ def test_shipped_weights_load_and_describe_themselves() -> None:
     assert out.shape == (1, 2, 64, 96)
     d = load_discriminator(path.with_name("restore_d.safetensors"))
     assert d(torch.zeros(1, 1, 64, 64), torch.zeros(1, 2, 64, 64)).shape == (1, 1, 6, 6)
+
+
+def test_chroma_gain_is_stored_applied_and_checked(tmp_path: Path) -> None:
+    import numpy as np
+
+    from restore.engine import Colorizer, EngineConfig
+
+    torch.manual_seed(0)
+    g = UNetGenerator(SLIM).eval()
+    plain = save_generator(g, tmp_path / "plain.safetensors")
+    gained = save_generator(g, tmp_path / "gained.safetensors", inference={"chroma_gain": 1.5})
+    assert read_info(plain)[0].chroma_gain == 1.0
+    assert read_info(gained)[0].chroma_gain == 1.5
+    assert read_info(gained)[0].identity["chroma_gain"] == 1.5
+    x = np.random.default_rng(0).uniform(0, 100, (64, 64)).astype(np.float32)
+    base = Colorizer.from_weights(plain, EngineConfig(device="cpu")).predict([x])[0]
+    out = Colorizer.from_weights(gained, EngineConfig(device="cpu", saturation=2.0))
+    np.testing.assert_allclose(out.predict([x])[0], np.clip(3 * base, -110, 110), atol=1e-3)
+    _rewrite_meta(gained, tmp_path / "bad.safetensors", inference=json.dumps({"chroma_gain": -1}))
+    with pytest.raises(WeightsError, match="chroma_gain"):
+        read_info(tmp_path / "bad.safetensors")
+
+
+def test_calibrate_tool_writes_the_gain_and_keeps_training_metadata(tmp_path: Path) -> None:
+    from restore.train.calibrate import main as calibrate
+
+    src = save_generator(UNetGenerator(SLIM), tmp_path / "g.safetensors", training={"steps": 9})
+    calibrate([str(src), "--gain", "1.3", "--out", str(tmp_path / "c.safetensors")])
+    info = read_info(tmp_path / "c.safetensors")[0]
+    assert info.chroma_gain == 1.3 and info.metadata["training"]["steps"] == 9

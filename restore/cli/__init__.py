@@ -132,9 +132,9 @@ def train(**kw: object) -> None:
 @click.option("--skip", type=int, default=0, help="Leave out the first N images (sorted).")
 @click.option(
     "--refine/--no-refine",
-    default=True,
+    default=False,
     show_default=True,
-    help="Score with the colour clean-up `restore photos` applies (see --help there).",
+    help="Score with the colour clean-up of `restore photos --refine`.",
 )
 @click.option(
     "--saturation",
@@ -165,7 +165,7 @@ def eval_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from restore.engine import Colorizer, EngineConfig
+    from restore.engine import REFINE_RADIUS, Colorizer, EngineConfig
     from restore.errors import WeightsError
     from restore.evaluate import evaluate, read_truth_images
     from restore.imagefiles import list_images
@@ -178,7 +178,7 @@ def eval_cmd(
                 precision=precision,
                 render_size=render_size,
                 batch_size=1,
-                refine_radius=EngineConfig.refine_radius if refine else 0,
+                refine_radius=REFINE_RADIUS if refine else 0,
                 saturation=saturation,
             ),
         )

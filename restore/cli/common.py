@@ -89,18 +89,19 @@ def job_options(
         ),
         click.option(
             "--refine/--no-refine",
-            default=True,
+            default=False,
             show_default=True,
-            help="Edge-aware clean-up of the predicted colours (removes rainbow bands on "
-            "textures); --no-refine writes the generator's raw colours.",
+            help="Edge-aware clean-up of the predicted colours (a guided filter with the "
+            "picture's lightness as the guide): damps bands of wandering hue on textures, "
+            "at some cost in colour and accuracy with the shipped weights.",
         ),
         click.option(
             "--saturation",
             type=click.FloatRange(0.0, 4.0),
             default=1.0,
             show_default=True,
-            help="Colour strength: the predicted colours times this (0 gray, 1 the model's "
-            "own, 1.2-1.4 livelier; higher also makes wrong colours louder).",
+            help="Colour strength: the predicted colours times this (0 gray, 1 as the "
+            "weights were calibrated; higher is livelier and makes wrong colours louder too).",
         ),
         click.option("--overwrite", is_flag=True, help="Redo outputs that already exist."),
         click.option(
@@ -140,7 +141,7 @@ def load_colorizer(
     """Check the device, tune the process, and load the generator once (StartupError if not)."""
     import torch
 
-    from restore.engine import Colorizer, EngineConfig, resolve_device
+    from restore.engine import REFINE_RADIUS, Colorizer, EngineConfig, resolve_device
     from restore.errors import WeightsError
     from restore.runtime import apply_threads, plan_threads, tune_allocator
     from restore.weights import default_weights
@@ -167,7 +168,7 @@ def load_colorizer(
         render_size=render_size,
         batch_size=batch_size,
         workers=plan.workers,
-        refine_radius=EngineConfig.refine_radius if refine else 0,
+        refine_radius=REFINE_RADIUS if refine else 0,
         saturation=saturation,
     )
     try:
