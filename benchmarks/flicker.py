@@ -37,7 +37,7 @@ from skimage.color import deltaE_ciede2000
 
 from benchmarks.common import SHIPPED, Table
 from restore import color
-from restore.engine import Colorizer, EngineConfig, render_shape
+from restore.engine import REFINE_RADIUS, Colorizer, EngineConfig, render_shape
 from restore.video.temporal import ColourStabilizer, StabilizeConfig, render_lightness
 
 #: L change below which a pixel counts as unchanged (still, or matched along the motion).
@@ -184,11 +184,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=300, help="frames per clip (from the start)")
     ap.add_argument("--weights", type=Path, default=SHIPPED, help="generator weights")
     ap.add_argument("--render-size", type=int, default=256)
+    ap.add_argument("--saturation", type=float, default=1.0, help="as restore video --saturation")
+    ap.add_argument("--refine", action="store_true", help="as restore video --refine")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     colorizer = Colorizer.from_weights(
-        args.weights, EngineConfig(device="cpu", render_size=args.render_size, batch_size=4)
+        args.weights,
+        EngineConfig(
+            device="cpu",
+            render_size=args.render_size,
+            batch_size=4,
+            saturation=args.saturation,
+            refine_radius=REFINE_RADIUS if args.refine else 0,
+        ),
     )
     given = " ".join(sys.argv[1:] if argv is None else argv)
     print(f"- command: `python -m benchmarks.flicker {given}`")
