@@ -17,7 +17,7 @@ from restore.jobs import FileResult
 from restore.video.frames import frame_lightness, rgb_to_frame
 from restore.video.pipeline import colorize_video
 from restore.video.streams import EncodeConfig, open_output
-from restore.video.temporal import ColourStabilizer, StabilizeConfig, render_lightness, stabilizer
+from restore.video.temporal import ColourStabilizer, StabilizeConfig, stabilizer
 
 
 def _frames(src: Path, limit: int) -> list[av.VideoFrame]:
@@ -56,10 +56,12 @@ def stages(src: Path, colorizer: Colorizer, frames: int, repeats: int) -> dict[s
         for lum, ab in zip(lightness, abs_, strict=True):
             color.merge_l_ab_u8(lum, ab)
 
+    smalls = [colorizer.downsize(lum) for lum in lightness]  # the pipeline hands them on
+
     def stabilise() -> None:  # as `restore video` does by default
         state = ColourStabilizer(StabilizeConfig())
-        for lum, ab in zip(lightness, abs_, strict=True):
-            state.step(render_lightness(lum, ab.shape[:2]), ab)
+        for small, ab in zip(smalls, abs_, strict=True):
+            state.step(small, ab)
 
     rgbs = [color.merge_l_ab_u8(lum, ab) for lum, ab in zip(lightness, abs_, strict=True)]
     scratch = src.with_name(src.stem + "_encode.mp4")

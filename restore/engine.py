@@ -48,8 +48,9 @@ class EngineConfig:
     jit: bool = True
     # Edge-aware clean-up of the predicted colours (guided filter, L as the guide), radius in
     # render-size pixels (REFINE_RADIUS when asked for); 0 = raw generator output. See
-    # :func:`refine_ab`. Off by default since the shipped generator of 2026-11-22 session 3:
-    # it paints few hue bands, and the filter cost more accuracy than it gained (README).
+    # :func:`refine_ab`. Off by default since the generator shipped in session 3: by eye few
+    # hue bands on oldphotos crops, and at equal colourfulness the filter cost accuracy
+    # (`restore eval ../shared/data/val --refine`, README).
     refine_radius: int = 0
     # Colour strength: the predicted ab (after the clean-up) times this and the weights' own
     # calibrated chroma gain (WeightsInfo.chroma_gain), clamped to the ab range; the merge
@@ -302,11 +303,19 @@ class Colorizer:
         What the 8-bit merge (:func:`restore.color.merge_l_ab_u8`) takes: it upsamples on
         the fly, so full-size float ab is never held.
         """
+        return self.render(lightness)[1]
+
+    def render(self, lightness: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """For full-resolution L maps (H, W): the L the generator saw, (h, w) float32, and
+        its ab, (h, w, 2) float32, both at render size (for stages that need both)."""
+        small: list[np.ndarray] = []
         out: list[np.ndarray] = []
         bs = max(1, self.config.batch_size)
         for i in range(0, len(lightness), bs):
-            out += self.predict([self.downsize(x) for x in lightness[i : i + bs]])
-        return out
+            chunk = [self.downsize(x) for x in lightness[i : i + bs]]
+            small += chunk
+            out += self.predict(chunk)
+        return small, out
 
     def ab_full(self, lightness: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Full-resolution ab for full-resolution L maps: (H, W) -> (H, W, 2) float32."""

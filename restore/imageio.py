@@ -313,10 +313,16 @@ def _dpi(dpi: Any) -> tuple[float, float] | None:
     return (x, y) if x > 0 and y > 0 else None
 
 
-# XMP properties that describe the old pixels, as attribute (name="v") or element (<name>v<):
-# the output is upright, RGB, and must not be shown gray again by Lightroom.
+def _xmp_property(name: bytes, value: bytes) -> re.Pattern[bytes]:
+    """An XMP property ``name`` whose value matches ``value``, written as an attribute
+    (name="v") or an element (<name>v<); group 1 is everything before the value."""
+    return re.compile(rb"(" + name + rb"""(?:\s*=\s*["']|>)\s*)""" + value + rb"(?=\s*[\"'<])")
+
+
+# XMP properties that describe the old pixels: the output is upright, RGB, and must not be
+# shown gray again by Lightroom.
 _XMP_FIXES = tuple(
-    (re.compile(rb"(" + name + rb"""(?:\s*=\s*["']|>)\s*)""" + old + rb"(?=\s*[\"'<])"), new)
+    (_xmp_property(name, old), new)
     for name, old, new in (
         (rb"tiff:Orientation", rb"\d+", b"1"),
         (rb"photoshop:ColorMode", rb"[01]", b"3"),
@@ -338,7 +344,7 @@ def _upright_xmp(xmp: Any) -> bytes | None:
 
 
 _XMP_SIZE_FIELDS = tuple(
-    (re.compile(rb"(" + name + rb"""(?:\s*=\s*["']|>)\s*)\d+(?=\s*[\"'<])"""), axis)
+    (_xmp_property(name, rb"\d+"), axis)
     for name, axis in (
         (rb"tiff:ImageWidth", 0),
         (rb"tiff:ImageLength", 1),
@@ -490,7 +496,8 @@ def _write_pillow(
     except ValueError as e:
         if "exif" not in str(e).lower():
             raise
-        payload = _fit_exif(exif, _JPEG_SEGMENT_MAX, notes)  # WebP: the same 64 KiB limit
+        # Pillow refused the EXIF for this format: shrink it to what one JPEG segment holds.
+        payload = _fit_exif(exif, _JPEG_SEGMENT_MAX, notes)
         if payload:
             opts["exif"] = payload
         else:

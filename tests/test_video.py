@@ -236,22 +236,24 @@ def test_interrupt_leaves_no_partial_output(
 ) -> None:
     src = write_clip(tmp_path / "film.mp4", Clip(frames=30, audio=[Audio()]))
     calls = {"n": 0}
-    real = Colorizer.ab_small
+    real = Colorizer.render
 
-    def interrupted(self: Colorizer, lightness: list[np.ndarray]) -> list[np.ndarray]:
+    def interrupted(
+        self: Colorizer, lightness: list[np.ndarray]
+    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt
         return real(self, lightness)
 
-    monkeypatch.setattr(Colorizer, "ab_small", interrupted)
+    monkeypatch.setattr(Colorizer, "render", interrupted)
     code, out = run_cli(src, "--weights", tiny_weights, *FAST)
     assert code == 130, out
     assert calls["n"] == 3
     assert not (tmp_path / "film_restored.mp4").exists()
     assert [p.name for p in tmp_path.iterdir() if TEMP_MARK in p.name] == []
 
-    monkeypatch.setattr(Colorizer, "ab_small", real)
+    monkeypatch.setattr(Colorizer, "render", real)
     code, out = run_cli(src, "--weights", tiny_weights, *FAST)  # the re-run does the file
     assert code == 0, out
     assert frame_times(tmp_path / "film_restored.mp4") == frame_times(src)
@@ -418,3 +420,22 @@ def test_parallel_generator_calls_keep_frames_and_order(
     assert frame_times(tmp_path / "three.mp4") == frame_times(src)
     a, b = video_frames(tmp_path / "one.mp4"), video_frames(tmp_path / "three.mp4")
     assert max(int(np.abs(x.astype(int) - y).max()) for x, y in zip(a, b, strict=True)) == 0
+
+
+def test_stages_get_the_render_size_lightness_the_generator_saw(
+    tmp_path: Path, colorizer: Colorizer
+) -> None:
+    src = write_clip(tmp_path / "s.mp4", Clip(width=96, height=80, frames=6))
+    seen: list[int] = []
+
+    def spy(batches: Iterator[Batch]) -> Iterator[Batch]:
+        for batch in batches:
+            for it in batch.items:
+                assert it.small is not None and it.ab is not None
+                assert it.small.shape == it.ab.shape[:2]
+                np.testing.assert_array_equal(it.small, colorizer.downsize(it.lightness))
+                seen.append(1)
+            yield batch
+
+    colorize_video(src, tmp_path / "o.mp4", colorizer, EncodeConfig(preset="ultrafast"), stage=spy)
+    assert len(seen) == 6

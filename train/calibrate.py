@@ -13,6 +13,7 @@ Choose the factor on photos you do not report on.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 from pathlib import Path
 
@@ -38,13 +39,10 @@ def main(argv: list[str] | None = None) -> None:
         inference["chroma_gain_note"] = args.note
     metrics = info.metadata.get("metrics", {})
     if args.val:
-        tmp = args.out.with_name(args.out.name + ".calib.safetensors")
-        save_generator(model, tmp, training=info.metadata.get("training"), inference=inference)
-        try:
-            colorizer = Colorizer.from_weights(tmp, EngineConfig(device="cpu", batch_size=1))
-            _, metrics = evaluate(colorizer, read_truth_images(list_images(args.val)))
-        finally:
-            tmp.unlink(missing_ok=True)
+        # What the engine will do with the written file: its ab times the gain.
+        config = EngineConfig(device="cpu", batch_size=1, saturation=args.gain)
+        colorizer = Colorizer(copy.deepcopy(model), config)
+        _, metrics = evaluate(colorizer, read_truth_images(list_images(args.val)))
     save_generator(
         model,
         args.out,

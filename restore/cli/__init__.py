@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from restore import __version__
+from restore.cli.common import REFINE_OPTION, SATURATION_OPTION
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -130,19 +131,8 @@ def train(**kw: object) -> None:
 )
 @click.option("--limit", type=int, default=None, help="Only the first N images (sorted).")
 @click.option("--skip", type=int, default=0, help="Leave out the first N images (sorted).")
-@click.option(
-    "--refine/--no-refine",
-    default=False,
-    show_default=True,
-    help="Score with the colour clean-up of `restore photos --refine`.",
-)
-@click.option(
-    "--saturation",
-    type=click.FloatRange(0.0, 4.0),
-    default=1.0,
-    show_default=True,
-    help="Colour strength, as `restore photos --saturation`.",
-)
+@REFINE_OPTION
+@SATURATION_OPTION
 @click.option(
     "--json",
     "json_path",

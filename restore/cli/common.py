@@ -39,6 +39,25 @@ def _check_render_size(ctx: click.Context, param: click.Parameter, value: int) -
     return value
 
 
+#: Colour options shared by photos, video and eval (a fresh click.Option per command).
+REFINE_OPTION = click.option(
+    "--refine/--no-refine",
+    default=False,
+    show_default=True,
+    help="Edge-aware clean-up of the predicted colours (a guided filter with the picture's "
+    "lightness as the guide): damps bands of wandering hue on textures, at some cost in "
+    "colour and accuracy with the shipped weights.",
+)
+SATURATION_OPTION = click.option(
+    "--saturation",
+    type=click.FloatRange(0.0, 4.0),
+    default=1.0,
+    show_default=True,
+    help="Colour strength: the predicted colours times this (0 gray, 1 as the weights were "
+    "calibrated; higher is livelier and makes wrong colours louder too).",
+)
+
+
 def job_options(
     unit: str, batch_size: int, output_help: str
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -87,22 +106,8 @@ def job_options(
             help="Short side the generator sees (multiple of 32); colours are upsampled to "
             "full size.",
         ),
-        click.option(
-            "--refine/--no-refine",
-            default=False,
-            show_default=True,
-            help="Edge-aware clean-up of the predicted colours (a guided filter with the "
-            "picture's lightness as the guide): damps bands of wandering hue on textures, "
-            "at some cost in colour and accuracy with the shipped weights.",
-        ),
-        click.option(
-            "--saturation",
-            type=click.FloatRange(0.0, 4.0),
-            default=1.0,
-            show_default=True,
-            help="Colour strength: the predicted colours times this (0 gray, 1 as the "
-            "weights were calibrated; higher is livelier and makes wrong colours louder too).",
-        ),
+        REFINE_OPTION,
+        SATURATION_OPTION,
         click.option("--overwrite", is_flag=True, help="Redo outputs that already exist."),
         click.option(
             "--report",
@@ -135,7 +140,7 @@ def load_colorizer(
     render_size: int,
     batch_size: int,
     threads: int | None,
-    refine: bool = True,
+    refine: bool = False,
     saturation: float = 1.0,
 ) -> Any:
     """Check the device, tune the process, and load the generator once (StartupError if not)."""

@@ -68,7 +68,13 @@ class FrameItem:
     # (h, w, 2) float32 ab at the generator's render size, set by the colorize stage; the
     # writer upsamples it while merging with the full-resolution L.
     ab: np.ndarray | None = None
+    # (h, w) float32 L at render size, what the generator saw; set with ``ab`` (the temporal
+    # stage compares it between frames).
+    small: np.ndarray | None = None
 
+
+#: A generator call in flight: (L, ab) at render size per frame (Colorizer.render).
+_Job = Future[tuple[list[np.ndarray], list[np.ndarray]]]
 
 #: A non-video stream's payload in demux order: a packet to copy, an audio frame to re-encode,
 #: or None to flush that stream's encoder.
@@ -336,7 +342,7 @@ class _Run:
         # ``workers`` batches in flight at once, handed on in order.
         workers = max(1, self.colorizer.config.workers)
         pool = ThreadPoolExecutor(workers, thread_name_prefix="restore-model")
-        pending: deque[tuple[Batch, Future[list[np.ndarray]] | None]] = deque()
+        pending: deque[tuple[Batch, _Job | None]] = deque()
         try:
             while True:
                 batch = self._get(self.q_in)
@@ -344,7 +350,7 @@ class _Run:
                     break
                 job = None
                 if batch.items:
-                    job = pool.submit(self.colorizer.ab_small, [it.lightness for it in batch.items])
+                    job = pool.submit(self.colorizer.render, [it.lightness for it in batch.items])
                 pending.append((batch, job))
                 if len(pending) >= workers:
                     yield self._with_ab(*pending.popleft())
@@ -354,10 +360,11 @@ class _Run:
             pool.shutdown(wait=True, cancel_futures=True)
 
     @staticmethod
-    def _with_ab(batch: Batch, job: Future[list[np.ndarray]] | None) -> Batch:
+    def _with_ab(batch: Batch, job: _Job | None) -> Batch:
         if job is not None:
-            for it, ab in zip(batch.items, job.result(), strict=True):
-                it.ab = ab
+            small, ab = job.result()
+            for it, s, a in zip(batch.items, small, ab, strict=True):
+                it.small, it.ab = s, a
         return batch
 
     # -- reader thread ----------------------------------------------------------------------

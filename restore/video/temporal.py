@@ -173,7 +173,9 @@ def stabilizer(config: StabilizeConfig = StabilizeConfig()) -> TemporalStage:
             for item in batch.items:
                 if item.ab is None:
                     raise RuntimeError("a frame reached the stabiliser without ab")
-                l_small = render_lightness(item.lightness, item.ab.shape[:2])
+                l_small = item.small
+                if l_small is None or l_small.shape != item.ab.shape[:2]:
+                    l_small = render_lightness(item.lightness, item.ab.shape[:2])
                 item.ab = state.step(l_small, item.ab)
             yield batch
         log.debug("stabilised %d frames, %d scene cut(s)", state.frames, state.cuts)
