@@ -12,6 +12,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.common import Table
+from restore import fused
 from restore.engine import Colorizer, freeze_for_inference
 
 
@@ -63,7 +64,10 @@ def generator(
     colorizer: Colorizer, shape: tuple[int, int], batches: list[int], seconds: float
 ) -> tuple[Table, dict[str, float]]:
     """images/s and GFLOP/s of the generator at ``shape`` (h, w): eager fp32 NCHW, eager
-    bf16 channels_last, and the engine's frozen TorchScript runner in fp32 and bf16."""
+    bf16 channels_last, the frozen TorchScript runner and the fused oneDNN runner (the
+    engine's default, restore.fused) in fp32 and bf16.
+
+    Returns the table and the best GFLOP/s per "<dtype>" and per "<dtype>, <runtime>"."""
     workers = max(1, colorizer.config.workers)
     model = colorizer.model  # folded, channels_last
     h, w = shape
@@ -93,15 +97,22 @@ def generator(
             cl,
         ),
     ]
+    if fused.available():
+        for dtype in (torch.float32, torch.bfloat16):
+            kind = "fp32" if dtype == torch.float32 else "bf16"
+            variants.append(
+                (f"{kind}, fused oneDNN", fused.FusedGenerator(model, dtype), dtype, cl)
+            )
     best: dict[str, float] = {}
     for name, net, dtype, layout in variants:
         kind = "fp32" if dtype == torch.float32 else "bf16"
+        runtime = name.split(", ", 1)[1]
         for b in batches:
             x = torch.randn(b, 1, h, w).contiguous(memory_format=layout)
             with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
                 ips = _rate(lambda: net(x), b, seconds)  # noqa: B023
             table.add(b, name, ips, ips * flops / 1e9)
-            best[kind] = max(best.get(kind, 0.0), ips * flops / 1e9)
+            _keep(best, kind, runtime, ips * flops / 1e9)
         # The two ways to use all cores: one call over all of them, or ``workers``
         # single-threaded calls at once, each in its own thread.
         b = colorizer.config.batch_size
@@ -114,15 +125,29 @@ def generator(
                 ips = _rate(lambda: net(x), b, seconds)  # noqa: B023
             torch.set_num_threads(threads)
             table.add(f"{b}, one call on {cores} threads", name, ips, ips * flops / 1e9)
-            best[kind] = max(best.get(kind, 0.0), ips * flops / 1e9)
+            _keep(best, kind, runtime, ips * flops / 1e9)
         if workers > 1:
             ips = _concurrent_rate(net, x, dtype, workers, seconds)
             table.add(f"{b}, {workers} calls at once", name, ips, ips * flops / 1e9)
-            best[kind] = max(best.get(kind, 0.0), ips * flops / 1e9)
+            _keep(best, kind, runtime, ips * flops / 1e9)
     table.notes.append(
         "single-call rows: best of repeated calls; 'calls at once' rows: mean over the window"
     )
     return table, best
+
+
+def runtime_label(colorizer: Colorizer) -> str:
+    """The :func:`generator` table's name for the runtime ``colorizer`` runs."""
+    if isinstance(colorizer.runner, fused.FusedGenerator):
+        return "fused oneDNN"
+    if isinstance(colorizer.runner, torch.jit.ScriptModule):
+        return "frozen TorchScript"
+    return "eager channels_last"
+
+
+def _keep(best: dict[str, float], kind: str, runtime: str, gflops: float) -> None:
+    for key in (kind, f"{kind}, {runtime}"):
+        best[key] = max(best.get(key, 0.0), gflops)
 
 
 def _concurrent_rate(

@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"- weights: {note}")
         print(
-            f"- engine: device {col.device}, autocast {col.dtype}, render size "
+            f"- engine: device {col.device}, {col.dtype}, runtime {col.config.runtime}, render size "
             f"{col.config.render_size}, batch {col.config.batch_size}, {plan.workers} "
             "generator call(s) at once (restore.runtime.plan_threads)\n",
             flush=True,
@@ -94,9 +94,10 @@ def main(argv: list[str] | None = None) -> int:
             )
             _emit(table)
             kind = "fp32" if col.dtype == torch.float32 else "bf16"
-            share = best[kind] / peaks[kind]
+            runtime = model.runtime_label(col)
+            share = best[f"{kind}, {runtime}"] / peaks[kind]
             summary.add(
-                f"generator in the engine's dtype ({kind}), share of its conv peak",
+                f"generator as the engine runs it ({kind}, {runtime}), share of its conv peak",
                 f"{share:.0%}",
                 "≥ 50 %",
             )

@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torchvision.models.resnet import BasicBlock
 
-from restore import color
+from restore import color, fused
 from restore.models import UNetGenerator
 from restore.weights import WeightsInfo, load_generator
 
@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 MULTIPLE = 32  # the encoder downsamples by 32
 MAX_ASPECT = 4.0  # panoramas beyond this are rendered at this aspect
 
+
+#: Ways to run the generator on a CPU (EngineConfig.runtime).
+RUNTIMES = ("fused", "torchscript", "eager")
 
 #: Radius of the colour clean-up when it is asked for (`--refine`), render-size pixels.
 REFINE_RADIUS = 8
@@ -41,11 +44,13 @@ class EngineConfig:
     # single-threaded calls beat one call over all cores (no barrier waits, overlap with the
     # codecs): see restore.runtime.configure_threads. 1 on GPUs.
     workers: int = 1
-    # CPU: run the generator as a frozen TorchScript trace (weights cast to the autocast
-    # dtype once instead of on every call); same outputs. bf16 at 256x448, batch 4
-    # (benchmarks/RESULTS.md, 07:44): 48.4 vs 42.9 img/s on two threads, 23.9 vs 23.2 on
-    # one. Off: plain eager PyTorch.
-    jit: bool = True
+    # How the generator runs on a CPU (GPUs always run it eagerly):
+    # "fused": oneDNN convolutions with ReLU, residual adds, skip joins and the
+    #   full-resolution upsampling folded in (restore.fused); same outputs;
+    # "torchscript": a frozen TorchScript trace (weights cast to the dtype once);
+    # "eager": the PyTorch module as trained.
+    # bf16 at 256x448, batch 4, one thread (benchmarks/RESULTS.md): see the model section.
+    runtime: str = "fused"
     # Edge-aware clean-up of the predicted colours (guided filter, L as the guide), radius in
     # render-size pixels (REFINE_RADIUS when asked for); 0 = raw generator output. See
     # :func:`refine_ab`. Off by default since the generator shipped in session 3: by eye few
@@ -59,6 +64,8 @@ class EngineConfig:
     saturation: float = 1.0
 
     def __post_init__(self) -> None:
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {RUNTIMES}, got {self.runtime!r}")
         if not 0.0 <= self.saturation <= 4.0:
             raise ValueError(f"saturation must be in [0, 4], got {self.saturation}")
 
@@ -156,6 +163,24 @@ def freeze_for_inference(
         return model
 
 
+def cpu_runner(
+    model: UNetGenerator, dtype: torch.dtype, config: EngineConfig
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The callable that runs ``model`` (eval mode, BatchNorm folded) on the CPU for
+    ``config.runtime``; "fused" falls back to the TorchScript trace where this PyTorch
+    build lacks oneDNN or the model is not the U-Net it knows."""
+    if config.runtime == "fused":
+        try:
+            if fused.available():
+                return fused.FusedGenerator(model, dtype)
+            log.warning("oneDNN fused convolutions unavailable; using TorchScript")
+        except ValueError as e:
+            log.warning("fused runtime unavailable (%s); using TorchScript", e)
+    if config.runtime in ("fused", "torchscript"):
+        return freeze_for_inference(model, dtype, config.render_size)
+    return model
+
+
 #: Guided-filter regularisation for L scaled to [0, 1]: colour follows luminance edges
 #: with a local L contrast above about sqrt(0.01) = 10 L units.
 REFINE_EPS = 0.01
@@ -232,8 +257,8 @@ class Colorizer:
         # user's saturation.
         self.chroma = config.saturation * (info.chroma_gain if info else 1.0)
         self.runner: Callable[[torch.Tensor], torch.Tensor] = self.model
-        if config.jit and self.device.type == "cpu":
-            self.runner = freeze_for_inference(self.model, self.dtype, config.render_size)
+        if self.device.type == "cpu":
+            self.runner = cpu_runner(self.model, self.dtype, config)
 
     @classmethod
     def from_weights(
@@ -269,7 +294,7 @@ class Colorizer:
         t = color.normalize_l(torch.from_numpy(batch)).to(self.device)
         if self.device.type == "cpu":
             t = t.contiguous(memory_format=torch.channels_last)
-        enabled = self.dtype != torch.float32
+        enabled = self.dtype != torch.float32  # (the fused runner turns it off itself)
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=enabled):
             out = self.runner(t)  # (B, 2, H, W) in [-1, 1]
         ab = color.denormalize_ab(out.float()).permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, 2)

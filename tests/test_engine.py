@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -159,8 +160,8 @@ def test_frozen_trace_gives_the_eager_outputs_for_any_batch_and_size(
     import torch
 
     cfg = EngineConfig(device="cpu", precision=precision)
-    traced = Colorizer.from_weights(tiny_weights, cfg)
-    eager = Colorizer.from_weights(tiny_weights, EngineConfig(**{**cfg.__dict__, "jit": False}))
+    traced = Colorizer.from_weights(tiny_weights, replace(cfg, runtime="torchscript"))
+    eager = Colorizer.from_weights(tiny_weights, replace(cfg, runtime="eager"))
     assert isinstance(traced.runner, torch.jit.ScriptModule)
     assert eager.runner is eager.model
     rng = np.random.default_rng(0)

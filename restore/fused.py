@@ -1,0 +1,257 @@
+"""The generator as fused oneDNN calls: CPU inference with no pass that only moves data.
+
+The eager (or TorchScript) generator spends about a third of a CPU forward pass outside
+the convolutions (profile at 256x448, bf16, batch 4, one thread: 157 ms, of which ReLU,
+residual adds, bilinear upsampling and the skip concatenations took about 60 ms). This
+runner computes the same function with those passes folded into the convolutions:
+
+- ReLU, and the residual add + ReLU of every ResNet block, run as oneDNN post-ops of the
+  convolution before them (``torch.ops.mkldnn._convolution_pointwise``, the kernels
+  ``torch.compile`` uses on CPU, without its compile time).
+- The decoder never concatenates: ``conv(cat(up, skip))`` is ``conv_up(up) + conv_skip(skip)``
+  (the weight split along its input channels), the sum a post-op of the skip convolution.
+- The full-resolution decoder stages never upsample: a 3x3 convolution of a x2 bilinear upsampling is, away from
+  the border, a 3x3 convolution of the low-resolution map (edge-replicated) with four
+  composite kernels, one per output phase, interleaved afterwards ("sub-pixel"
+  convolution); the one-pixel frame where the full-resolution convolution's zero padding
+  matters is recomputed exactly from thin strips.
+
+Same outputs as the model up to float rounding (tests/test_fused.py: fp32 to 1e-4).
+Measured with ``python -m benchmarks.run --only model`` (benchmarks/RESULTS.md).
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models.resnet import BasicBlock
+
+from restore.models import UNetGenerator
+
+_conv = torch.ops.mkldnn._convolution_pointwise
+_conv_add = torch.ops.mkldnn._convolution_pointwise.binary
+
+#: Bilinear x2 (align_corners=False) followed by a 3x3 tap, seen from the low-resolution
+#: map: _PHASE[a][dy, e] is the weight of low-resolution row i+e-1 (edge-replicated) in
+#: full-resolution row 2i+a+dy-1.
+_PHASE = torch.tensor(
+    [
+        [[0.75, 0.25, 0.0], [0.25, 0.75, 0.0], [0.0, 0.75, 0.25]],
+        [[0.25, 0.75, 0.0], [0.0, 0.75, 0.25], [0.0, 0.25, 0.75]],
+    ],
+    dtype=torch.float64,
+)
+
+
+#: The sub-pixel form is used for decoder stages with at most this many output channels:
+#: the wide, thin, full-resolution ones. Deeper stages are small in area and large in
+#: weights, and four phase kernels cost more than the upsampling they save (256x448, bf16,
+#: batch 4, one thread: the 256-channel stage 7.9 -> 14.6 ms, the 16-channel one 27 -> 19).
+SUB_PIXEL_MAX_CHANNELS = 32
+
+
+def available() -> bool:
+    """True if this PyTorch build has the oneDNN fused convolution operators."""
+    return torch.backends.mkldnn.is_available() and hasattr(
+        torch.ops.mkldnn, "_convolution_pointwise"
+    )
+
+
+@nb.njit(cache=True, nogil=True)
+def _max_pool_3x3s2(src: np.ndarray, out: np.ndarray) -> None:
+    """3x3 max pooling, stride 2, padding 1, of non-negative values.
+
+    src: (B, H, W, C) int16, the bit patterns of non-negative bfloat16 or float16 values
+    (which order like the values; padding counts as 0). out: (B, (H+1)//2, (W+1)//2, C).
+    """
+    height, width = src.shape[1], src.shape[2]
+    for b in range(src.shape[0]):
+        for i in range(out.shape[1]):
+            r0, r1 = max(2 * i - 1, 0), min(2 * i + 2, height)
+            for j in range(out.shape[2]):
+                s0, s1 = max(2 * j - 1, 0), min(2 * j + 2, width)
+                o = out[b, i, j]
+                o[:] = 0
+                for r in range(r0, r1):
+                    for s in range(s0, s1):
+                        p = src[b, r, s]
+                        for c in range(o.shape[0]):
+                            if p[c] > o[c]:
+                                o[c] = p[c]
+
+
+def max_pool_after_relu(x: torch.Tensor) -> torch.Tensor:
+    """``F.max_pool2d(x, 3, 2, 1)`` for x >= 0 (a ReLU output), (B, C, H, W) -> (B, C,
+    ceil(H/2), ceil(W/2)), channels_last. In 16-bit floats a compiled loop over the bit
+    patterns: torch's kernel also writes an int64 index per output (256x448, bf16, batch
+    4, one thread: 5.7 -> 1.7 ms)."""
+    if x.dtype not in (torch.bfloat16, torch.float16) or x.device.type != "cpu":
+        return F.max_pool2d(x, 3, 2, 1)
+    x = x.contiguous(memory_format=torch.channels_last)
+    n, c, h, w = x.shape
+    out = torch.empty(
+        (n, c, (h + 1) // 2, (w + 1) // 2), dtype=x.dtype, memory_format=torch.channels_last
+    )
+    _max_pool_3x3s2(
+        x.permute(0, 2, 3, 1).view(torch.int16).numpy(),
+        out.permute(0, 2, 3, 1).view(torch.int16).numpy(),
+    )
+    return out
+
+
+class _Conv:
+    """One 2-D convolution with its weights prepared once (dtype, channels_last)."""
+
+    def __init__(
+        self,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        dtype: torch.dtype,
+        padding: int = 1,
+        stride: int = 1,
+    ) -> None:
+        self.weight = weight.detach().to(dtype).contiguous(memory_format=torch.channels_last)
+        self.bias = None if bias is None else bias.detach().to(dtype).contiguous()
+        self.padding = [padding, padding]
+        self.stride = [stride, stride]
+
+    @classmethod
+    def of(cls, conv: nn.Conv2d, dtype: torch.dtype) -> _Conv:
+        if conv.groups != 1 or conv.dilation != (1, 1) or len(set(conv.padding)) != 1:
+            raise ValueError(f"unsupported convolution {conv}")
+        return cls(conv.weight, conv.bias, dtype, int(conv.padding[0]), int(conv.stride[0]))
+
+    def __call__(self, x: torch.Tensor, act: str = "none") -> torch.Tensor:
+        """conv(x) + bias, then ``act`` ("none" | "relu")."""
+        return _conv(x, self.weight, self.bias, self.padding, self.stride, [1, 1], 1, act, [], "")
+
+    def add(self, x: torch.Tensor, other: torch.Tensor, act: str = "none") -> torch.Tensor:
+        """conv(x) + bias + other, then ``act``; ``other`` has the output's shape."""
+        return _conv_add(
+            x, other, self.weight, self.bias, self.padding, self.stride, [1, 1], 1,
+            "add", None, act, [], "",
+        )  # fmt: skip
+
+
+class _Block:
+    """ResNet BasicBlock: relu(conv2(relu(conv1(x))) + shortcut(x))."""
+
+    def __init__(self, block: BasicBlock, dtype: torch.dtype) -> None:
+        self.conv1 = _Conv.of(block.conv1, dtype)
+        self.conv2 = _Conv.of(block.conv2, dtype)
+        self.down = None if block.downsample is None else _Conv.of(block.downsample[0], dtype)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.down is None else self.down(x)
+        return self.conv2.add(self.conv1(x, "relu"), shortcut, "relu")
+
+
+class _UpBlock:
+    """Decoder stage: relu(conv2(relu(conv1(cat(up2(y), skip))))), without cat or up2."""
+
+    def __init__(self, conv1: nn.Conv2d, conv2: nn.Conv2d, in_ch: int, dtype: torch.dtype):
+        w = conv1.weight.detach().to(torch.float64)
+        k_up, k_skip = w[:, :in_ch], w[:, in_ch:]
+        self.out_ch = k_up.shape[0]
+        self.sub_pixel = self.out_ch <= SUB_PIXEL_MAX_CHANNELS
+        # (phase row a, phase column b, out channel o) stacked phase-major
+        sub = torch.einsum("ocyx,aye,bxf->abocef", k_up, _PHASE, _PHASE)
+        self.sub = _Conv(sub.reshape(4 * self.out_ch, in_ch, 3, 3), None, dtype, padding=0)
+        self.up = _Conv(k_up, None, dtype)
+        self.skip = _Conv(k_skip, conv1.bias, dtype)
+        self.conv2 = _Conv.of(conv2, dtype)
+
+    def __call__(self, y: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = y.shape
+        big_h, big_w = skip.shape[-2:]
+        if self.sub_pixel and (big_h, big_w) == (2 * h, 2 * w) and h >= 2 and w >= 2:
+            phases = self.sub(F.pad(y, (1, 1, 1, 1), mode="replicate"))  # (n, 4*o, h, w)
+            up = self._interleave(phases, n, h, w)
+            self._exact_frame(up, y)
+        else:  # odd sizes: the plain way
+            u = F.interpolate(y, size=(big_h, big_w), mode="bilinear", align_corners=False)
+            up = self.up(u.contiguous(memory_format=torch.channels_last))
+        return self.conv2(self.skip.add(skip, up, "relu"), "relu")
+
+    def _interleave(self, phases: torch.Tensor, n: int, h: int, w: int) -> torch.Tensor:
+        """(n, 4*o, h, w) channels_last, channels (a, b, o) -> (n, o, 2h, 2w) channels_last."""
+        o = self.out_ch
+        src = phases.permute(0, 2, 3, 1).reshape(n, h, w, 2, 2, o)
+        out = torch.empty((n, h, 2, w, 2, o), dtype=phases.dtype, device=phases.device)
+        out.copy_(src.permute(0, 1, 3, 2, 4, 5))
+        return out.view(n, 2 * h, 2 * w, o).permute(0, 3, 1, 2)
+
+    def _exact_frame(self, up: torch.Tensor, y: torch.Tensor) -> None:
+        """Recompute the outermost rows and columns of ``up`` (in place), where the
+        full-resolution convolution sees its zero padding rather than an upsampled pixel.
+        Each comes from a two-row (two-column) strip of the upsampled map."""
+        big_h, big_w = up.shape[-2:]
+
+        def strip(part: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+            u = F.interpolate(part, size=size, mode="bilinear", align_corners=False)
+            return u.contiguous(memory_format=torch.channels_last)
+
+        top = strip(y[:, :, :2], (4, big_w))[:, :, :2]
+        bottom = strip(y[:, :, -2:], (4, big_w))[:, :, 2:]
+        left = strip(y[:, :, :, :2], (big_h, 4))[:, :, :, :2]
+        right = strip(y[:, :, :, -2:], (big_h, 4))[:, :, :, 2:]
+        up[:, :, :1] = self.up(top.contiguous(memory_format=torch.channels_last))[:, :, :1]
+        up[:, :, -1:] = self.up(bottom.contiguous(memory_format=torch.channels_last))[:, :, -1:]
+        up[:, :, :, :1] = self.up(left.contiguous(memory_format=torch.channels_last))[..., :1]
+        up[:, :, :, -1:] = self.up(right.contiguous(memory_format=torch.channels_last))[..., -1:]
+
+
+class FusedGenerator:
+    """:class:`UNetGenerator` inference on the CPU as fused oneDNN convolutions.
+
+    Build once from an eval-mode generator whose BatchNorm is folded
+    (:func:`restore.engine.fold_batchnorm`); the weights are copied in ``dtype``. Calls
+    change no state and may run in several threads at once. Any batch and any size the
+    model takes.
+
+    Call: (B, 1, H, W) float L in [-1, 1] (any float dtype; H, W multiples of 32) ->
+    (B, 2, H, W) float32 ab in [-1, 1], channels_last.
+    """
+
+    def __init__(self, model: UNetGenerator, dtype: torch.dtype = torch.bfloat16) -> None:
+        if model.training:
+            raise ValueError("FusedGenerator needs an eval-mode model")
+        if not isinstance(model.stem[1], nn.Identity):
+            raise ValueError("FusedGenerator needs a model with BatchNorm folded")
+        self.dtype = dtype
+        self.stem = _Conv.of(model.stem[0], dtype)
+        pool = model.pool
+        if (pool.kernel_size, pool.stride, pool.padding, pool.dilation) != (3, 2, 1, 1):
+            raise ValueError(f"unsupported pooling {pool}")
+        self.layers = [
+            [_Block(b, dtype) for b in layer]
+            for layer in (model.layer1, model.layer2, model.layer3, model.layer4)
+        ]
+        self.decoder = []
+        in_ch = model.layer4[-1].conv2.out_channels
+        for block in model.decoder:
+            conv1, conv2 = block.body[0], block.body[3]
+            self.decoder.append(_UpBlock(conv1, conv2, in_ch, dtype))
+            in_ch = conv2.out_channels
+        self.head = _Conv.of(model.head, dtype)
+
+    @torch.inference_mode()
+    @torch.autocast("cpu", enabled=False)  # the weights are already in self.dtype
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        # A one-channel tensor is "contiguous" in both layouts and keeps its NCHW strides
+        # through .contiguous(channels_last); oneDNN then takes its unfused path for the
+        # skip join of the last stage. Copy into channels_last strides explicitly.
+        x = torch.empty(x.shape, dtype=self.dtype, memory_format=torch.channels_last).copy_(x)
+        y = self.stem(x, "relu")
+        feats = [x, y]
+        y = max_pool_after_relu(y)
+        for layer in self.layers:
+            for block in layer:
+                y = block(y)
+            feats.append(y)
+        for block, skip in zip(self.decoder, reversed(feats[:-1]), strict=True):
+            y = block(y, skip)
+        return torch.tanh(self.head(y).float())
