@@ -61,7 +61,10 @@ REORDER_WINDOW = 8
 class FrameItem:
     """One input frame on its way through the pipeline."""
 
-    frame: av.VideoFrame  # the decoded input frame (side data, colorimetry)
+    # The decoded input frame, kept for the first frame only (its side data, the display
+    # matrix, configures the output stream); later frames let go of their decoder buffer
+    # as soon as their L is computed.
+    frame: av.VideoFrame | None
     pts: int  # output pts in the input stream's time base (the input's, made strictly increasing)
     duration: int  # in the same time base; 0 if unknown
     lightness: np.ndarray  # (H, W) float32 L in [0, 100], full resolution
@@ -475,11 +478,14 @@ class _Run:
         if self.last_pts is not None and pts <= self.last_pts:
             self.nudged_frames += 1  # encoders need strictly increasing pts
             pts = self.last_pts + 1
-        if self.first_pts is None:
+        first = self.first_pts is None
+        if first:
             self.first_pts = pts
         self.last_pts = pts
         self.frames_decoded += 1
-        return FrameItem(frame, pts, int(frame.duration or 0), frame_lightness(frame))
+        return FrameItem(
+            frame if first else None, pts, int(frame.duration or 0), frame_lightness(frame)
+        )
 
     # -- writer thread ----------------------------------------------------------------------
 
@@ -492,7 +498,9 @@ class _Run:
             if batch is _END:
                 break
             if not configured and batch.items:
-                apply_display_matrix(video, batch.items[0].frame)  # before the header is written
+                first = batch.items[0].frame  # the first frame's (the only one kept)
+                if first is not None:
+                    apply_display_matrix(video, first)  # before the header is written
                 configured = True
             for route, payload in batch.passengers:
                 self._pass(route, payload)
