@@ -168,8 +168,9 @@ def cpu_runner(
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """The callable that runs ``model`` (eval mode, BatchNorm folded) on the CPU for
     ``config.runtime``; "fused" falls back to the TorchScript trace where this PyTorch
-    build lacks oneDNN or the model is not the U-Net it knows."""
-    if config.runtime == "fused":
+    build lacks oneDNN, the model is not the U-Net it knows, or the dtype is neither
+    float32 nor bfloat16."""
+    if config.runtime == "fused" and dtype in (torch.float32, torch.bfloat16):
         try:
             if fused.available():
                 return fused.FusedGenerator(model, dtype)
