@@ -10,11 +10,12 @@ runner computes the same function with those passes folded into the convolutions
   ``torch.compile`` uses on CPU, without its compile time).
 - The decoder never concatenates: ``conv(cat(up, skip))`` is ``conv_up(up) + conv_skip(skip)``
   (the weight split along its input channels), the sum a post-op of the skip convolution.
-- The full-resolution decoder stages never upsample: a 3x3 convolution of a x2 bilinear upsampling is, away from
-  the border, a 3x3 convolution of the low-resolution map (edge-replicated) with four
-  composite kernels, one per output phase, interleaved afterwards ("sub-pixel"
-  convolution); the one-pixel frame where the full-resolution convolution's zero padding
-  matters is recomputed exactly from thin strips.
+- The full-resolution decoder stages never upsample: a 3x3 convolution of a x2 bilinear
+  upsampling is, away from the border, a 3x3 convolution of the low-resolution map
+  (edge-replicated) with four composite kernels, one per output phase, interleaved
+  afterwards ("sub-pixel" convolution); the one-pixel frame where the full-resolution
+  convolution's zero padding matters is recomputed exactly from thin strips.
+- Max pooling is a compiled loop (torch's CPU kernel also writes an int64 index per output).
 
 Same outputs as the model up to float rounding (tests/test_fused.py: fp32 to 1e-4).
 Measured with ``python -m benchmarks.run --only model`` (benchmarks/RESULTS.md).
@@ -30,9 +31,6 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock
 
 from restore.models import UNetGenerator
-
-_conv = torch.ops.mkldnn._convolution_pointwise
-_conv_add = torch.ops.mkldnn._convolution_pointwise.binary
 
 #: Bilinear x2 (align_corners=False) followed by a 3x3 tap, seen from the low-resolution
 #: map: _PHASE[a][dy, e] is the weight of low-resolution row i+e-1 (edge-replicated) in
@@ -55,9 +53,12 @@ SUB_PIXEL_MAX_CHANNELS = 32
 
 def available() -> bool:
     """True if this PyTorch build has the oneDNN fused convolution operators."""
-    return torch.backends.mkldnn.is_available() and hasattr(
-        torch.ops.mkldnn, "_convolution_pointwise"
-    )
+    try:
+        return torch.backends.mkldnn.is_available() and hasattr(
+            torch.ops.mkldnn._convolution_pointwise, "binary"
+        )
+    except (AttributeError, RuntimeError):
+        return False
 
 
 @nb.njit(cache=True, nogil=True)
@@ -117,6 +118,9 @@ class _Conv:
         self.bias = None if bias is None else bias.detach().to(dtype).contiguous()
         self.padding = [padding, padding]
         self.stride = [stride, stride]
+        # looked up here, not at import: builds without oneDNN lack them (see available())
+        self._unary = torch.ops.mkldnn._convolution_pointwise.default
+        self._binary = torch.ops.mkldnn._convolution_pointwise.binary
 
     @classmethod
     def of(cls, conv: nn.Conv2d, dtype: torch.dtype) -> _Conv:
@@ -126,11 +130,13 @@ class _Conv:
 
     def __call__(self, x: torch.Tensor, act: str = "none") -> torch.Tensor:
         """conv(x) + bias, then ``act`` ("none" | "relu")."""
-        return _conv(x, self.weight, self.bias, self.padding, self.stride, [1, 1], 1, act, [], "")
+        return self._unary(
+            x, self.weight, self.bias, self.padding, self.stride, [1, 1], 1, act, [], ""
+        )
 
     def add(self, x: torch.Tensor, other: torch.Tensor, act: str = "none") -> torch.Tensor:
         """conv(x) + bias + other, then ``act``; ``other`` has the output's shape."""
-        return _conv_add(
+        return self._binary(
             x, other, self.weight, self.bias, self.padding, self.stride, [1, 1], 1,
             "add", None, act, [], "",
         )  # fmt: skip

@@ -52,6 +52,7 @@ def test_missing_path_is_a_usage_error(tmp_path: Path) -> None:
         (["--device", "gpu"], "auto, cpu, cuda, cuda:N or mps"),
         (["--max-pixels", "-5"], "--max-pixels"),
         (["--saturation", "5"], "--saturation"),
+        (["--runtime", "onnx"], "--runtime"),
     ],
 )
 def test_bad_options_are_usage_errors(album: Path, args: list[str], message: str) -> None:
@@ -211,3 +212,16 @@ def test_saturation_zero_writes_gray_and_two_doubles_the_colour(
     assert chroma["0"] < 0.5 < chroma["1"]
     # twice the ab; the merge pulls colours beyond the sRGB gamut back in, so a bit less
     assert 1.4 * chroma["1"] < chroma["2"] <= 2 * chroma["1"]
+
+
+def test_every_runtime_gives_the_same_colours(
+    album: Path, tmp_path: Path, tiny_weights: Path
+) -> None:
+    outs = {}
+    for runtime in ("fused", "torchscript", "eager"):
+        out = tmp_path / runtime
+        r = invoke(album, "-o", out, "--weights", tiny_weights, "--runtime", runtime, *FAST)
+        assert r.exit_code == 0, r.output
+        outs[runtime] = np.asarray(Image.open(out / "1925" / "b.png"), dtype=np.int16)
+    assert np.abs(outs["fused"] - outs["eager"]).max() <= 1
+    assert np.abs(outs["torchscript"] - outs["eager"]).max() <= 1

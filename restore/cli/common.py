@@ -91,6 +91,15 @@ def job_options(
             help="Autocast dtype (auto: fp16 on GPUs, bf16 on CPUs that have it).",
         ),
         click.option(
+            "--runtime",
+            type=click.Choice(["fused", "torchscript", "eager"]),
+            default="fused",
+            show_default=True,
+            help="How the generator runs on a CPU: fused (oneDNN convolutions with the other "
+            "passes folded in, fastest), torchscript or eager (the PyTorch module as "
+            "trained). Same colours; for troubleshooting. GPUs always run eager.",
+        ),
+        click.option(
             "--batch-size",
             type=click.IntRange(min=1),
             default=batch_size,
@@ -142,6 +151,7 @@ def load_colorizer(
     threads: int | None,
     refine: bool = False,
     saturation: float = 1.0,
+    runtime: str = "fused",
 ) -> Any:
     """Check the device, tune the process, and load the generator once (StartupError if not)."""
     import torch
@@ -175,6 +185,7 @@ def load_colorizer(
         workers=plan.workers,
         refine_radius=REFINE_RADIUS if refine else 0,
         saturation=saturation,
+        runtime=runtime,
     )
     try:
         return Colorizer.from_weights(weights, engine)

@@ -34,6 +34,7 @@ def photos(
     weights: Path | None,
     device: str,
     precision: str,
+    runtime: str,
     batch_size: int,
     render_size: int,
     refine: bool,
@@ -69,7 +70,15 @@ def photos(
 
     report = JobReport(command="photos")  # wall time includes loading the model
     colorizer = load_colorizer(
-        weights, device, precision, render_size, batch_size, threads, refine, saturation
+        weights,
+        device,
+        precision,
+        render_size,
+        batch_size,
+        threads,
+        refine,
+        saturation,
+        runtime=runtime,
     )
     report.weights = colorizer.info.identity if colorizer.info else None
     config = job.PhotosConfig(overwrite=overwrite, max_pixels=max_pixels)

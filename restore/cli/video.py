@@ -94,6 +94,7 @@ def video(
     weights: Path | None,
     device: str,
     precision: str,
+    runtime: str,
     batch_size: int,
     render_size: int,
     refine: bool,
@@ -148,7 +149,15 @@ def video(
 
     report = JobReport(command="video")  # wall time includes loading the model
     colorizer = load_colorizer(
-        weights, device, precision, render_size, batch_size, threads, refine, saturation
+        weights,
+        device,
+        precision,
+        render_size,
+        batch_size,
+        threads,
+        refine,
+        saturation,
+        runtime=runtime,
     )
     report.weights = colorizer.info.identity if colorizer.info else None
     encode = EncodeConfig(codec=codec, crf=crf, preset=preset, threads=threads or 0)
