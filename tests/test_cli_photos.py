@@ -225,3 +225,11 @@ def test_every_runtime_gives_the_same_colours(
         outs[runtime] = np.asarray(Image.open(out / "1925" / "b.png"), dtype=np.int16)
     assert np.abs(outs["fused"] - outs["eager"]).max() <= 1
     assert np.abs(outs["torchscript"] - outs["eager"]).max() <= 1
+
+
+def test_batch_size_defaults_to_the_cpu_batch_and_can_be_set(tiny_weights: Path) -> None:
+    from restore.cli.common import CPU_BATCH_SIZE, load_colorizer
+
+    auto = load_colorizer(tiny_weights, "cpu", "fp32", 64, None, 1)
+    assert auto.config.batch_size == CPU_BATCH_SIZE
+    assert load_colorizer(tiny_weights, "cpu", "fp32", 64, 7, 1).config.batch_size == 7

@@ -7,7 +7,14 @@ from pathlib import Path
 import click
 
 from restore.cli import _setup_logging, main
-from restore.cli.common import StartupError, finish, job_options, job_session, load_colorizer
+from restore.cli.common import (
+    CPU_BATCH_SIZE,
+    StartupError,
+    finish,
+    job_options,
+    job_session,
+    load_colorizer,
+)
 
 DEFAULT_MAX_PIXELS = 200_000_000  # restore.imageio's default; not imported to keep --help fast
 
@@ -15,7 +22,7 @@ DEFAULT_MAX_PIXELS = 200_000_000  # restore.imageio's default; not imported to k
 @main.command()
 @job_options(
     "images",
-    batch_size=4,
+    batch_size=CPU_BATCH_SIZE,
     output_help="Folder for the outputs, mirroring the input tree (default: <folder>_restored beside "
     "each folder, <name>_restored.<ext> beside each file). With one file, may name the file.",
 )
@@ -35,7 +42,7 @@ def photos(
     device: str,
     precision: str,
     runtime: str,
-    batch_size: int,
+    batch_size: int | None,
     render_size: int,
     refine: bool,
     saturation: float,

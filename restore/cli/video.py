@@ -8,7 +8,14 @@ from pathlib import Path
 import click
 
 from restore.cli import _setup_logging, main
-from restore.cli.common import StartupError, finish, job_options, job_session, load_colorizer
+from restore.cli.common import (
+    CPU_BATCH_SIZE,
+    StartupError,
+    finish,
+    job_options,
+    job_session,
+    load_colorizer,
+)
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
                 "slower", "veryslow", "placebo")  # fmt: skip
@@ -45,7 +52,7 @@ class _FileProgress:
 @main.command()
 @job_options(
     "frames",
-    batch_size=4,
+    batch_size=CPU_BATCH_SIZE,
     output_help="Output folder (files keep their names; folders are mirrored), or with one input file "
     "the output file. Default: <name>_restored.<ext> beside each input, same container.",
 )
@@ -95,7 +102,7 @@ def video(
     device: str,
     precision: str,
     runtime: str,
-    batch_size: int,
+    batch_size: int | None,
     render_size: int,
     refine: bool,
     saturation: float,
