@@ -8,7 +8,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -201,6 +201,22 @@ def load_colorizer(
         return Colorizer.from_weights(weights, engine)
     except WeightsError as e:
         raise StartupError(str(e)) from e
+
+
+def colorizer_for(params: Mapping[str, Any]) -> Any:
+    """:func:`load_colorizer` with the values of :func:`job_options` (a command's
+    ``click.Context.params``)."""
+    return load_colorizer(
+        params["weights"],
+        params["device"],
+        params["precision"],
+        params["render_size"],
+        params["batch_size"],
+        params["threads"],
+        refine=params["refine"],
+        saturation=params["saturation"],
+        runtime=params["runtime"],
+    )
 
 
 def _interrupt_on_sigterm(signum: int, frame: object) -> None:

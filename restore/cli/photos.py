@@ -10,10 +10,10 @@ from restore.cli import _setup_logging, main
 from restore.cli.common import (
     CPU_BATCH_SIZE,
     StartupError,
+    colorizer_for,
     finish,
     job_options,
     job_session,
-    load_colorizer,
 )
 
 DEFAULT_MAX_PIXELS = 200_000_000  # restore.imageio's default; not imported to keep --help fast
@@ -76,17 +76,7 @@ def photos(
         ctx.exit(0)
 
     report = JobReport(command="photos")  # wall time includes loading the model
-    colorizer = load_colorizer(
-        weights,
-        device,
-        precision,
-        render_size,
-        batch_size,
-        threads,
-        refine,
-        saturation,
-        runtime=runtime,
-    )
+    colorizer = colorizer_for(ctx.params)
     report.weights = colorizer.info.identity if colorizer.info else None
     config = job.PhotosConfig(overwrite=overwrite, max_pixels=max_pixels)
     note = None

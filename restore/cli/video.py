@@ -11,10 +11,10 @@ from restore.cli import _setup_logging, main
 from restore.cli.common import (
     CPU_BATCH_SIZE,
     StartupError,
+    colorizer_for,
     finish,
     job_options,
     job_session,
-    load_colorizer,
 )
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
@@ -155,17 +155,7 @@ def video(
         ctx.exit(0)
 
     report = JobReport(command="video")  # wall time includes loading the model
-    colorizer = load_colorizer(
-        weights,
-        device,
-        precision,
-        render_size,
-        batch_size,
-        threads,
-        refine,
-        saturation,
-        runtime=runtime,
-    )
+    colorizer = colorizer_for(ctx.params)
     report.weights = colorizer.info.identity if colorizer.info else None
     encode = EncodeConfig(codec=codec, crf=crf, preset=preset, threads=threads or 0)
     steady = StabilizeConfig(strength=stabilize_strength) if stabilize else None
