@@ -157,13 +157,14 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
         if frames > 1:
             notes.append(f"only the first of {frames} frames/pages was colorized")
         exif, orientation = _read_exif(im, notes)
+        late = _png_late_text(data) if fmt == "PNG" else {}
         meta = ImageMetadata(
             exif=exif,
             icc=_rgb_icc(im.info.get("icc_profile")),
             dpi=_dpi(im.info.get("dpi")),
-            text=_png_text(im.info) if fmt == "PNG" else (),
+            text=_png_text({**late, **im.info}) if fmt == "PNG" else (),
             lossless=fmt == "WEBP" and _webp_is_lossless(data),
-            xmp=_upright_xmp(im.info.get("xmp")),
+            xmp=_upright_xmp(im.info.get("xmp") or late.get(_PNG_XMP_KEY)),
         )
         pixels: np.ndarray | None = None
         if fmt in _CV2_FORMATS or (
@@ -369,6 +370,57 @@ def _png_text(info: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
         for k, v in info.items()
         if isinstance(v, str) and k not in _PNG_SKIP_TEXT and 0 < len(k) < 80
     )
+
+
+#: The PNG text keyword that holds an XMP packet (iTXt).
+_PNG_XMP_KEY = "XML:com.adobe.xmp"
+#: Largest decompressed text chunk read from after the image data (Pillow: 1 MiB per chunk).
+_PNG_TEXT_MAX = 8 << 20
+
+
+def _png_late_text(data: bytes) -> dict[str, str]:
+    """Text chunks (tEXt, zTXt, iTXt) that come after a PNG's image data.
+
+    Pillow reads those only when it decodes the pixels, and PNG pixels are decoded by
+    OpenCV here. Keyword -> text; damaged or oversized chunks are skipped.
+    """
+    out: dict[str, str] = {}
+    pos, after_image = 8, False
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        body = data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+        if kind == b"IEND" or len(body) != length:
+            break
+        if kind == b"IDAT":
+            after_image = True
+        elif after_image and kind in (b"tEXt", b"zTXt", b"iTXt"):
+            with contextlib.suppress(ValueError, zlib.error, UnicodeDecodeError):
+                key, text = _png_text_chunk_body(kind, body)
+                out.setdefault(key, text)
+    return out
+
+
+def _png_text_chunk_body(kind: bytes, body: bytes) -> tuple[str, str]:
+    """(keyword, text) of a tEXt, zTXt or iTXt chunk's data (ValueError if malformed)."""
+    key, rest = body.split(b"\0", 1)
+    if kind == b"tEXt":
+        return key.decode("latin-1"), rest.decode("latin-1")
+    if kind == b"zTXt":
+        return key.decode("latin-1"), _inflate(rest[1:]).decode("latin-1")
+    compressed = rest[0]
+    _language, rest = rest[2:].split(b"\0", 1)
+    _translated, text = rest.split(b"\0", 1)
+    return key.decode("latin-1"), (_inflate(text) if compressed else text).decode("utf-8")
+
+
+def _inflate(data: bytes) -> bytes:
+    d = zlib.decompressobj()
+    out = d.decompress(data, _PNG_TEXT_MAX)
+    if d.unconsumed_tail:
+        raise ValueError("text chunk too large")
+    return out
 
 
 def _webp_is_lossless(data: bytes) -> bool:

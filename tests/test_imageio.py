@@ -374,3 +374,35 @@ def test_icc_too_large_for_jpeg_is_dropped_with_a_note(tmp_path: Path) -> None:
     )
     assert notes == ["ICC profile dropped (too large for the format)"]
     assert "icc_profile" not in Image.open(tmp_path / "o.jpg").info
+
+
+def test_png_text_and_xmp_after_the_image_data_are_read_and_kept(tmp_path: Path) -> None:
+    """Some tools append their chunks after IDAT; OpenCV decodes the pixels, so Pillow
+    never reaches them: the reader walks the chunk list itself."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    plain = tmp_path / "plain.png"
+    cv2.imwrite(str(plain), gray())
+    data = plain.read_bytes()
+    assert data.endswith(chunk(b"IEND", b""))
+    late = (
+        chunk(b"tEXt", b"Title\0Grandmother, 1925")
+        + chunk(b"zTXt", b"Comment\0\0" + zlib.compress("Ålesund harbour".encode("latin-1")))
+        + chunk(b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0" + XMP)
+        + chunk(b"tEXt", b"broken")  # no keyword separator: skipped
+    )
+    src = tmp_path / "late.png"
+    src.write_bytes(data[: -len(chunk(b"IEND", b""))] + late + chunk(b"IEND", b""))
+    meta = read_image(src).metadata
+    assert ("Title", "Grandmother, 1925") in meta.text
+    assert ("Comment", "Ålesund harbour") in meta.text
+    assert meta.xmp is not None and b"x:xmpmeta" in meta.xmp
+    out = tmp_path / "out.png"
+    pic = read_image(src)
+    write_image(out, synthetic_photo(pic.height, pic.width), None, pic.metadata, MARK)
+    back = read_image(out).metadata
+    assert ("Title", "Grandmother, 1925") in back.text and back.xmp == meta.xmp
