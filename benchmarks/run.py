@@ -152,16 +152,16 @@ def main(argv: list[str] | None = None) -> int:
                 "Peak memory, restore video at 1280x720 (fresh process each)",
                 ["clip", "frames", "seconds", "peak RSS MiB"],
             )
-            peaks: list[float] = []
+            rss_peaks: list[float] = []
             for secs in (args.seconds, long_seconds):
                 src = inputs.write_clip(work / f"mem_{secs:.0f}.mp4", 1280, 720, secs)
                 rss, dt, frames = memory.peak_rss(src, work / "mem_out.mp4", weights)
                 table.add(f"{secs:.0f} s", frames, dt, rss)
-                peaks.append(rss)
+                rss_peaks.append(rss)
                 src.unlink()
             summary.add(
                 f"peak RSS at 720p, {args.seconds:.0f} s vs {long_seconds:.0f} s clip (MiB)",
-                f"{peaks[0]:.0f} vs {peaks[1]:.0f} ({peaks[1] / peaks[0] - 1:+.1%})",
+                f"{rss_peaks[0]:.0f} vs {rss_peaks[1]:.0f} ({rss_peaks[1] / rss_peaks[0] - 1:+.1%})",
                 "equal",
             )
             if not args.long:

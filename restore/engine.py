@@ -7,6 +7,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 import cv2
 import numpy as np
@@ -26,7 +27,8 @@ MAX_ASPECT = 4.0  # panoramas beyond this are rendered at this aspect
 
 
 #: Ways to run the generator on a CPU (EngineConfig.runtime).
-RUNTIMES = ("fused", "torchscript", "eager")
+Runtime = Literal["fused", "torchscript", "eager"]
+RUNTIMES: tuple[Runtime, ...] = get_args(Runtime)
 
 #: Radius of the colour clean-up when it is asked for (`--refine`), render-size pixels.
 REFINE_RADIUS = 8
@@ -49,8 +51,9 @@ class EngineConfig:
     #   full-resolution upsampling folded in (restore.fused); same outputs;
     # "torchscript": a frozen TorchScript trace (weights cast to the dtype once);
     # "eager": the PyTorch module as trained.
-    # bf16 at 256x448, batch 4, one thread (benchmarks/RESULTS.md): see the model section.
-    runtime: str = "fused"
+    # bf16 at 256x448, batch 4, two single-threaded calls at once (benchmarks/RESULTS.md,
+    # 13:36): fused 82.8 images/s, torchscript 47.3, eager 37.3.
+    runtime: Runtime = "fused"
     # Edge-aware clean-up of the predicted colours (guided filter, L as the guide), radius in
     # render-size pixels (REFINE_RADIUS when asked for); 0 = raw generator output. See
     # :func:`refine_ab`. Off by default since the generator shipped in session 3: by eye few
@@ -168,14 +171,16 @@ def cpu_runner(
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """The callable that runs ``model`` (eval mode, BatchNorm folded) on the CPU for
     ``config.runtime``; "fused" falls back to the TorchScript trace where this PyTorch
-    build lacks oneDNN, the model is not the U-Net it knows, or the dtype is neither
-    float32 nor bfloat16."""
-    if config.runtime == "fused" and dtype in (torch.float32, torch.bfloat16):
+    build or CPU lacks oneDNN for ``dtype`` (float32 and bfloat16 only), the model is not
+    the U-Net it knows, or a first call fails."""
+    if config.runtime == "fused":
         try:
-            if fused.available():
-                return fused.FusedGenerator(model, dtype)
-            log.warning("oneDNN fused convolutions unavailable; using TorchScript")
-        except ValueError as e:
+            if not fused.available(dtype):
+                raise ValueError(f"no oneDNN fused convolutions for {dtype} on this build/CPU")
+            runner = fused.FusedGenerator(model, dtype)
+            runner(torch.zeros(1, 1, 64, 64))  # oneDNN may refuse a dtype only when called
+            return runner
+        except (ValueError, RuntimeError) as e:
             log.warning("fused runtime unavailable (%s); using TorchScript", e)
     if config.runtime in ("fused", "torchscript"):
         return freeze_for_inference(model, dtype, config.render_size)

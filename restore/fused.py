@@ -10,14 +10,15 @@ runner computes the same function with those passes folded into the convolutions
   ``torch.compile`` uses on CPU, without its compile time).
 - The decoder never concatenates: ``conv(cat(up, skip))`` is ``conv_up(up) + conv_skip(skip)``
   (the weight split along its input channels), the sum a post-op of the skip convolution.
-- The full-resolution decoder stages never upsample: a 3x3 convolution of a x2 bilinear
-  upsampling is, away from the border, a 3x3 convolution of the low-resolution map
-  (edge-replicated) with four composite kernels, one per output phase, interleaved
-  afterwards ("sub-pixel" convolution); the one-pixel frame where the full-resolution
-  convolution's zero padding matters is recomputed exactly from thin strips.
+- The thin decoder stages (at most SUB_PIXEL_MAX_CHANNELS outputs: with the shipped
+  architecture the last two, at half and full render resolution) never upsample: a 3x3
+  convolution of a x2 bilinear upsampling is, away from the border, a 3x3 convolution of
+  the low-resolution map (edge-replicated) with four composite kernels, one per output
+  phase, interleaved afterwards ("sub-pixel" convolution); the one-pixel frame where the
+  upsampled map's zero padding matters is recomputed exactly from thin strips.
 - Max pooling is a compiled loop (torch's CPU kernel also writes an int64 index per output).
 
-Same outputs as the model up to float rounding (tests/test_fused.py: fp32 to 1e-4).
+Same outputs as the model up to float rounding (tests/test_fused.py: fp32 to 1e-5).
 Measured with ``python -m benchmarks.run --only model`` (benchmarks/RESULTS.md).
 """
 
@@ -51,12 +52,18 @@ _PHASE = torch.tensor(
 SUB_PIXEL_MAX_CHANNELS = 32
 
 
-def available() -> bool:
-    """True if this PyTorch build has the oneDNN fused convolution operators."""
+def available(dtype: torch.dtype = torch.float32) -> bool:
+    """True if this PyTorch build has the oneDNN fused convolution operators for ``dtype``
+    (float32, or bfloat16 on a CPU with native bf16)."""
     try:
-        return torch.backends.mkldnn.is_available() and hasattr(
-            torch.ops.mkldnn._convolution_pointwise, "binary"
-        )
+        if not (
+            torch.backends.mkldnn.is_available()
+            and hasattr(torch.ops.mkldnn._convolution_pointwise, "binary")
+        ):
+            return False
+        if dtype == torch.bfloat16:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        return dtype == torch.float32
     except (AttributeError, RuntimeError):
         return False
 
@@ -84,7 +91,7 @@ def _max_pool_3x3s2(src: np.ndarray, out: np.ndarray) -> None:
                                 o[c] = p[c]
 
 
-def max_pool_after_relu(x: torch.Tensor) -> torch.Tensor:
+def _max_pool_after_relu(x: torch.Tensor) -> torch.Tensor:
     """``F.max_pool2d(x, 3, 2, 1)`` for x >= 0 (a ReLU output), (B, C, H, W) -> (B, C,
     ceil(H/2), ceil(W/2)), channels_last. In 16-bit floats a compiled loop over the bit
     patterns: torch's kernel also writes an int64 index per output (256x448, bf16, batch
@@ -158,14 +165,23 @@ class _Block:
 class _UpBlock:
     """Decoder stage: relu(conv2(relu(conv1(cat(up2(y), skip))))), without cat or up2."""
 
-    def __init__(self, conv1: nn.Conv2d, conv2: nn.Conv2d, in_ch: int, dtype: torch.dtype):
+    def __init__(self, conv1: nn.Conv2d, conv2: nn.Conv2d, in_ch: int, dtype: torch.dtype) -> None:
+        for conv in (conv1, conv2):
+            if (conv.kernel_size, conv.padding, conv.stride, conv.groups) != (
+                (3, 3),
+                (1, 1),
+                (1, 1),
+                1,
+            ):
+                raise ValueError(f"unsupported decoder convolution {conv}")
         w = conv1.weight.detach().to(torch.float64)
         k_up, k_skip = w[:, :in_ch], w[:, in_ch:]
         self.out_ch = k_up.shape[0]
         self.sub_pixel = self.out_ch <= SUB_PIXEL_MAX_CHANNELS
-        # (phase row a, phase column b, out channel o) stacked phase-major
-        sub = torch.einsum("ocyx,aye,bxf->abocef", k_up, _PHASE, _PHASE)
-        self.sub = _Conv(sub.reshape(4 * self.out_ch, in_ch, 3, 3), None, dtype, padding=0)
+        self.sub: _Conv | None = None
+        if self.sub_pixel:  # (phase row a, phase column b, out channel o), phase-major
+            sub = torch.einsum("ocyx,aye,bxf->abocef", k_up, _PHASE, _PHASE)
+            self.sub = _Conv(sub.reshape(4 * self.out_ch, in_ch, 3, 3), None, dtype, padding=0)
         self.up = _Conv(k_up, None, dtype)
         self.skip = _Conv(k_skip, conv1.bias, dtype)
         self.conv2 = _Conv.of(conv2, dtype)
@@ -173,7 +189,7 @@ class _UpBlock:
     def __call__(self, y: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         n, _, h, w = y.shape
         big_h, big_w = skip.shape[-2:]
-        if self.sub_pixel and (big_h, big_w) == (2 * h, 2 * w) and h >= 2 and w >= 2:
+        if self.sub is not None and (big_h, big_w) == (2 * h, 2 * w) and h >= 2 and w >= 2:
             phases = self.sub(F.pad(y, (1, 1, 1, 1), mode="replicate"))  # (n, 4*o, h, w)
             up = self._interleave(phases, n, h, w)
             self._exact_frame(up, y)
@@ -244,16 +260,20 @@ class FusedGenerator:
             in_ch = conv2.out_channels
         self.head = _Conv.of(model.head, dtype)
 
-    @torch.inference_mode()
-    @torch.autocast("cpu", enabled=False)  # the weights are already in self.dtype
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        # A new autocast context per call (a decorator's one instance would be shared by
+        # threads); off, as the weights are already in self.dtype.
+        with torch.inference_mode(), torch.autocast("cpu", enabled=False):
+            return self._forward(x)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         # A one-channel tensor is "contiguous" in both layouts and keeps its NCHW strides
         # through .contiguous(channels_last); oneDNN then takes its unfused path for the
         # skip join of the last stage. Copy into channels_last strides explicitly.
         x = torch.empty(x.shape, dtype=self.dtype, memory_format=torch.channels_last).copy_(x)
         y = self.stem(x, "relu")
         feats = [x, y]
-        y = max_pool_after_relu(y)
+        y = _max_pool_after_relu(y)
         for layer in self.layers:
             for block in layer:
                 y = block(y)

@@ -59,8 +59,10 @@ _STRUCTURE_TAGS = frozenset(
         INTEROP_IFD, ORIENTATION,
     }
 )  # fmt: skip
+#: The PNG text keyword that holds an XMP packet (iTXt).
+_PNG_XMP_KEY = "XML:com.adobe.xmp"
 # PNG text keys Pillow puts in ``info`` that are not text we should carry.
-_PNG_SKIP_TEXT = frozenset({"XML:com.adobe.xmp", "Raw profile type exif", "Raw profile type APP1"})
+_PNG_SKIP_TEXT = frozenset({_PNG_XMP_KEY, "Raw profile type exif", "Raw profile type APP1"})
 
 # cv2 decodes the lossless 16-bit capable formats, and complete RGB/gray JPEGs (about 2x
 # faster than Pillow plus its array copy at 12 MP); Pillow the rest. Pillow notices a
@@ -372,8 +374,6 @@ def _png_text(info: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     )
 
 
-#: The PNG text keyword that holds an XMP packet (iTXt).
-_PNG_XMP_KEY = "XML:com.adobe.xmp"
 #: Largest decompressed text chunk read from after the image data (Pillow: 1 MiB per chunk).
 _PNG_TEXT_MAX = 8 << 20
 
@@ -389,15 +389,14 @@ def _png_late_text(data: bytes) -> dict[str, str]:
     while pos + 8 <= len(data):
         length = int.from_bytes(data[pos : pos + 4], "big")
         kind = data[pos + 4 : pos + 8]
-        body = data[pos + 8 : pos + 8 + length]
-        pos += 12 + length
-        if kind == b"IEND" or len(body) != length:
+        start, pos = pos + 8, pos + 12 + length
+        if kind == b"IEND" or start + length > len(data):
             break
         if kind == b"IDAT":
             after_image = True
         elif after_image and kind in (b"tEXt", b"zTXt", b"iTXt"):
             with contextlib.suppress(ValueError, zlib.error, UnicodeDecodeError):
-                key, text = _png_text_chunk_body(kind, body)
+                key, text = _png_text_chunk_body(kind, data[start : start + length])
                 out.setdefault(key, text)
     return out
 
@@ -418,8 +417,8 @@ def _png_text_chunk_body(kind: bytes, body: bytes) -> tuple[str, str]:
 def _inflate(data: bytes) -> bytes:
     d = zlib.decompressobj()
     out = d.decompress(data, _PNG_TEXT_MAX)
-    if d.unconsumed_tail:
-        raise ValueError("text chunk too large")
+    if d.unconsumed_tail or not d.eof:
+        raise ValueError("text chunk too large or truncated")
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -228,8 +229,8 @@ def test_every_runtime_gives_the_same_colours(
 
 
 def test_batch_size_defaults_to_the_cpu_batch_and_can_be_set(tiny_weights: Path) -> None:
-    from restore.cli.common import CPU_BATCH_SIZE, load_colorizer
+    from restore.cli.common import CPU_BATCH_SIZE, EngineOptions, load_colorizer
 
-    auto = load_colorizer(tiny_weights, "cpu", "fp32", 64, None, 1)
-    assert auto.config.batch_size == CPU_BATCH_SIZE
-    assert load_colorizer(tiny_weights, "cpu", "fp32", 64, 7, 1).config.batch_size == 7
+    given = EngineOptions(tiny_weights, "cpu", "fp32", "fused", None, 64, False, 1.0, 1)
+    assert load_colorizer(given).config.batch_size == CPU_BATCH_SIZE
+    assert load_colorizer(replace(given, batch_size=7)).config.batch_size == 7

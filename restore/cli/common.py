@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import IO, Any
 
@@ -39,6 +41,21 @@ def _check_render_size(ctx: click.Context, param: click.Parameter, value: int) -
     return value
 
 
+@dataclass(frozen=True)
+class EngineOptions:
+    """The generator options of a colorizing command, as given (built by :func:`job_options`)."""
+
+    weights: Path | None
+    device: str
+    precision: str
+    runtime: str
+    batch_size: int | None  # None: CPU_BATCH_SIZE or GPU_BATCH_SIZE by device
+    render_size: int
+    refine: bool
+    saturation: float
+    threads: int | None  # cores to use; None: all
+
+
 #: Default generator batch on CUDA: a GPU needs more work per call than a CPU core to be
 #: busy (not measured here: no GPU on the development machines).
 GPU_BATCH_SIZE = 16
@@ -66,9 +83,7 @@ SATURATION_OPTION = click.option(
 )
 
 
-def job_options(
-    unit: str, batch_size: int, output_help: str
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def job_options(unit: str, output_help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The options every colorizing command takes, in --help order."""
     options = [
         click.argument(
@@ -110,7 +125,7 @@ def job_options(
         click.option(
             "--batch-size",
             type=click.IntRange(min=1),
-            help=f"{unit.capitalize()} per generator call (default: {batch_size} on a CPU, "
+            help=f"{unit.capitalize()} per generator call (default: {CPU_BATCH_SIZE} on a CPU, "
             f"{GPU_BATCH_SIZE} on CUDA).",
         ),
         click.option(
@@ -142,24 +157,22 @@ def job_options(
     ]
 
     def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        """The command gets ``engine: EngineOptions`` in place of those options."""
+        names = [fl.name for fl in fields(EngineOptions)]
+
+        @functools.wraps(f)
+        def command(*args: Any, **kwargs: Any) -> Any:
+            engine = EngineOptions(**{name: kwargs.pop(name) for name in names})
+            return f(*args, engine=engine, **kwargs)
+
         for option in reversed(options):
-            f = option(f)
-        return f
+            command = option(command)
+        return command
 
     return decorate
 
 
-def load_colorizer(
-    weights: Path | None,
-    device: str,
-    precision: str,
-    render_size: int,
-    batch_size: int | None,
-    threads: int | None,
-    refine: bool = False,
-    saturation: float = 1.0,
-    runtime: str = "fused",
-) -> Any:
+def load_colorizer(engine: EngineOptions) -> Any:
     """Check the device, tune the process, and load the generator once (StartupError if not)."""
     import torch
 
@@ -168,7 +181,8 @@ def load_colorizer(
     from restore.runtime import apply_threads, plan_threads, tune_allocator
     from restore.weights import default_weights
 
-    weights = weights or default_weights()
+    weights = engine.weights or default_weights()
+    device = engine.device
     if not weights.is_file():
         raise StartupError(
             f"no model weights at {weights}.\nThe default weights are not installed: pass "
@@ -183,40 +197,23 @@ def load_colorizer(
         raise StartupError("--device mps: MPS is not available on this machine (try --device cpu)")
     tune_allocator()
     cuda = resolve_device(device).type == "cuda"
-    plan = plan_threads(threads, cuda=cuda)
+    plan = plan_threads(engine.threads, cuda=cuda)
     apply_threads(plan)
-    if batch_size is None:
-        batch_size = GPU_BATCH_SIZE if cuda else CPU_BATCH_SIZE
-    engine = EngineConfig(
+    batch_size = engine.batch_size or (GPU_BATCH_SIZE if cuda else CPU_BATCH_SIZE)
+    config = EngineConfig(
         device=device,
-        precision=precision,
-        render_size=render_size,
+        precision=engine.precision,
+        render_size=engine.render_size,
         batch_size=batch_size,
         workers=plan.workers,
-        refine_radius=REFINE_RADIUS if refine else 0,
-        saturation=saturation,
-        runtime=runtime,
+        refine_radius=REFINE_RADIUS if engine.refine else 0,
+        saturation=engine.saturation,
+        runtime=engine.runtime,
     )
     try:
-        return Colorizer.from_weights(weights, engine)
+        return Colorizer.from_weights(weights, config)
     except WeightsError as e:
         raise StartupError(str(e)) from e
-
-
-def colorizer_for(params: Mapping[str, Any]) -> Any:
-    """:func:`load_colorizer` with the values of :func:`job_options` (a command's
-    ``click.Context.params``)."""
-    return load_colorizer(
-        params["weights"],
-        params["device"],
-        params["precision"],
-        params["render_size"],
-        params["batch_size"],
-        params["threads"],
-        refine=params["refine"],
-        saturation=params["saturation"],
-        runtime=params["runtime"],
-    )
 
 
 def _interrupt_on_sigterm(signum: int, frame: object) -> None:

@@ -8,12 +8,12 @@ import click
 
 from restore.cli import _setup_logging, main
 from restore.cli.common import (
-    CPU_BATCH_SIZE,
+    EngineOptions,
     StartupError,
-    colorizer_for,
     finish,
     job_options,
     job_session,
+    load_colorizer,
 )
 
 DEFAULT_MAX_PIXELS = 200_000_000  # restore.imageio's default; not imported to keep --help fast
@@ -22,7 +22,6 @@ DEFAULT_MAX_PIXELS = 200_000_000  # restore.imageio's default; not imported to k
 @main.command()
 @job_options(
     "images",
-    batch_size=CPU_BATCH_SIZE,
     output_help="Folder for the outputs, mirroring the input tree (default: <folder>_restored beside "
     "each folder, <name>_restored.<ext> beside each file). With one file, may name the file.",
 )
@@ -38,18 +37,10 @@ def photos(
     ctx: click.Context,
     paths: tuple[Path, ...],
     output: Path | None,
-    weights: Path | None,
-    device: str,
-    precision: str,
-    runtime: str,
-    batch_size: int | None,
-    render_size: int,
-    refine: bool,
-    saturation: float,
+    engine: EngineOptions,
     overwrite: bool,
     report_path: Path | None,
     max_pixels: int,
-    threads: int | None,
     quiet: bool,
     verbose: bool,
 ) -> None:
@@ -76,7 +67,7 @@ def photos(
         ctx.exit(0)
 
     report = JobReport(command="photos")  # wall time includes loading the model
-    colorizer = colorizer_for(ctx.params)
+    colorizer = load_colorizer(engine)
     report.weights = colorizer.info.identity if colorizer.info else None
     config = job.PhotosConfig(overwrite=overwrite, max_pixels=max_pixels)
     note = None

@@ -9,12 +9,12 @@ import click
 
 from restore.cli import _setup_logging, main
 from restore.cli.common import (
-    CPU_BATCH_SIZE,
+    EngineOptions,
     StartupError,
-    colorizer_for,
     finish,
     job_options,
     job_session,
+    load_colorizer,
 )
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
@@ -52,7 +52,6 @@ class _FileProgress:
 @main.command()
 @job_options(
     "frames",
-    batch_size=CPU_BATCH_SIZE,
     output_help="Output folder (files keep their names; folders are mirrored), or with one input file "
     "the output file. Default: <name>_restored.<ext> beside each input, same container.",
 )
@@ -98,14 +97,7 @@ def video(
     ctx: click.Context,
     paths: tuple[Path, ...],
     output: Path | None,
-    weights: Path | None,
-    device: str,
-    precision: str,
-    runtime: str,
-    batch_size: int | None,
-    render_size: int,
-    refine: bool,
-    saturation: float,
+    engine: EngineOptions,
     codec: str | None,
     crf: int,
     preset: str,
@@ -113,7 +105,6 @@ def video(
     stabilize_strength: float,
     overwrite: bool,
     report_path: Path | None,
-    threads: int | None,
     quiet: bool,
     verbose: bool,
 ) -> None:
@@ -155,9 +146,9 @@ def video(
         ctx.exit(0)
 
     report = JobReport(command="video")  # wall time includes loading the model
-    colorizer = colorizer_for(ctx.params)
+    colorizer = load_colorizer(engine)
     report.weights = colorizer.info.identity if colorizer.info else None
-    encode = EncodeConfig(codec=codec, crf=crf, preset=preset, threads=threads or 0)
+    encode = EncodeConfig(codec=codec, crf=crf, preset=preset, threads=engine.threads or 0)
     steady = StabilizeConfig(strength=stabilize_strength) if stabilize else None
     note = None
     with (
