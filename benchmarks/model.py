@@ -136,6 +136,50 @@ def generator(
     return table, best
 
 
+@torch.inference_mode()
+def share_samples(
+    colorizer: Colorizer, shape: tuple[int, int], repeats: int, seconds: float
+) -> Table:
+    """The engine's generator against the conv peak, measured back to back ``repeats``
+    times: on a shared host both drift, and a ratio of two moments minutes apart (the
+    tables above) is noisier than one of neighbouring seconds.
+
+    Each sample: the bf16 (or fp32, as the engine runs) 3x3 conv of :func:`peak` on all
+    cores, then the engine's runner with its batch as one call on all cores and as
+    ``workers`` concurrent single-threaded calls; the share is the better generator figure
+    over the peak.
+    """
+    h, w = shape
+    dtype = colorizer.dtype
+    kind = "fp32" if dtype == torch.float32 else "bf16"
+    with FlopCounterMode(display=False) as counter:
+        colorizer.model(torch.zeros(1, 1, h, w))
+    flops = float(counter.get_total_flops())
+    cores = os.cpu_count() or 1
+    b = colorizer.config.batch_size
+    x = torch.randn(b, 1, h, w).contiguous(memory_format=torch.channels_last)
+    conv_x = torch.randn(8, 256, 56, 56).contiguous(memory_format=torch.channels_last)
+    conv = torch.nn.Conv2d(256, 256, 3, padding=1, bias=False).to(memory_format=torch.channels_last)
+    conv_flops = 2 * 8 * 56 * 56 * 256 * 256 * 9
+    workers = max(1, colorizer.config.workers)
+    table = Table(
+        f"Generator ({kind}, {runtime_label(colorizer)}, batch {b}) against the {kind} conv "
+        f"peak on {cores} threads, measured back to back",
+        ["sample", "peak GFLOP/s", "generator GFLOP/s", "share"],
+    )
+    threads = torch.get_num_threads()
+    for i in range(repeats):
+        torch.set_num_threads(cores)
+        with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+            top = _rate(lambda: conv(conv_x), conv_flops, seconds) / 1e9
+            one = _rate(lambda: colorizer.runner(x), b, seconds) * flops / 1e9
+        torch.set_num_threads(threads)
+        many = _concurrent_rate(colorizer.runner, x, dtype, workers, seconds) * flops / 1e9
+        gen = max(one, many)
+        table.add(i + 1, top, gen, f"{gen / top:.0%}")
+    return table
+
+
 def runtime_label(colorizer: Colorizer) -> str:
     """The :func:`generator` table's name for the runtime ``colorizer`` runs."""
     if isinstance(colorizer.runner, fused.FusedGenerator):
