@@ -194,15 +194,12 @@ class _UpBlock:
         big_h, big_w = skip.shape[-2:]
         if self.sub is not None and (big_h, big_w) == (2 * h, 2 * w) and h >= 2 and w >= 2:
             phases = self.sub(F.pad(y, (1, 1, 1, 1), mode="replicate"))  # (n, 4*o, h, w)
-            up = self._interleave(phases, n, h, w)
+            up = _interleave(phases, self.out_ch)
             self._exact_frame(up, y)
         else:  # odd sizes: the plain way
             u = F.interpolate(y, size=(big_h, big_w), mode="bilinear", align_corners=False)
             up = self.up(u.contiguous(memory_format=torch.channels_last))
         return self.conv2(self.skip.add(skip, up, "relu"), "relu")
-
-    def _interleave(self, phases: torch.Tensor, n: int, h: int, w: int) -> torch.Tensor:
-        return _interleave(phases, self.out_ch)
 
     def _exact_frame(self, up: torch.Tensor, y: torch.Tensor) -> None:
         """Recompute the outermost rows and columns of ``up`` (in place), where the
