@@ -406,3 +406,29 @@ def test_png_text_and_xmp_after_the_image_data_are_read_and_kept(tmp_path: Path)
     write_image(out, synthetic_photo(pic.height, pic.width), None, pic.metadata, MARK)
     back = read_image(out).metadata
     assert ("Title", "Grandmother, 1925") in back.text and back.xmp == meta.xmp
+
+
+def test_a_format_writer_refusing_the_exif_gets_it_shrunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pillow writers that cap EXIF raise ValueError; the writer retries with the EXIF
+    shrunk to what one JPEG segment holds (maker note first)."""
+    real_save = Image.Image.save
+    refused: list[int] = []
+
+    def capped_save(self: Image.Image, fp: object, fmt: object = None, **opts: object) -> None:
+        exif = opts.get("exif")
+        if isinstance(exif, bytes) and len(exif) > 65_000:
+            refused.append(len(exif))
+            raise ValueError("EXIF data is too long")
+        real_save(self, fp, fmt, **opts)
+
+    monkeypatch.setattr(Image.Image, "save", capped_save)
+    src = save_with_pillow(tmp_path / "in.jpg", gray(), exif=make_exif())
+    meta = read_image(src).metadata
+    exif = dict(meta.exif)
+    exif[0x8769] = {**exif.get(0x8769, {}), 0x927C: bytes(70_000)}
+    out = tmp_path / "o.webp"
+    notes = write_image(out, synthetic_photo(40, 56), None, replace(meta, exif=exif), MARK)
+    assert refused and notes == ["EXIF maker note dropped (too large for the format)"]
+    check_exif(out)
