@@ -103,7 +103,7 @@ def gray_to_l(gray: np.ndarray) -> np.ndarray:
     return _f_to_l(lin)
 
 
-def rgb8_to_l(rgb: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def rgb8_to_l(rgb: np.ndarray) -> np.ndarray:
     """Fast :func:`rgb_to_l` for 8-bit RGB (decoded JPEGs and video frames).
 
     One compiled pass: table look-up to linear RGB, the luminance row of the matrix, and
@@ -112,13 +112,11 @@ def rgb8_to_l(rgb: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
     Args:
         rgb: (H, W, 3) uint8 RGB (may be a strided view).
-        out: optional (H, W) float32 array to write into.
     Returns:
         (H, W) float32 L in [0, 100].
     """
     height, width = rgb.shape[:2]
-    if out is None:
-        out = np.empty((height, width), np.float32)
+    out = np.empty((height, width), np.float32)
     _kernels.srgb8_to_l(rgb, _LIN_OF_SRGB8, _Y_OF_LINEAR_RGB[0], _L_OF_Y16, out)
     return out
 

@@ -76,36 +76,6 @@ class FrameItem:
     small: np.ndarray | None = None
 
 
-class _Buffers:
-    """Full-resolution L maps, allocated once and reused: the pipeline's largest per-frame
-    arrays. All that the bounded queues can hold are allocated (and touched) with the first
-    frame, so resident memory does not depend on how full the queues happen to get, and
-    the allocator never sees them come and go (a long film peaked 6 % above a short one
-    without this: benchmarks/RESULTS.md). More are made if ever needed; a frame of another
-    size gets its own array. Thread-safe (reader takes, writer gives back)."""
-
-    def __init__(self, count: int) -> None:
-        self.count = count
-        self.shape: tuple[int, int] | None = None
-        self.free: queue.SimpleQueue[np.ndarray] = queue.SimpleQueue()
-
-    def take(self, shape: tuple[int, int]) -> np.ndarray:
-        if self.shape is None:
-            self.shape = shape
-            for _ in range(self.count):
-                self.free.put(np.zeros(shape, np.float32))  # zeros: touched, resident
-        if shape != self.shape:
-            return np.empty(shape, np.float32)
-        try:
-            return self.free.get_nowait()
-        except queue.Empty:
-            return np.empty(shape, np.float32)
-
-    def give(self, buffer: np.ndarray) -> None:
-        if buffer.shape == self.shape:
-            self.free.put(buffer)
-
-
 #: A generator call in flight: (L, ab) at render size per frame (Colorizer.render).
 _Job = Future[tuple[list[np.ndarray], list[np.ndarray]]]
 
@@ -280,10 +250,6 @@ class _Run:
         self.batch_size = max(1, colorizer.config.batch_size)
         self.q_in: queue.Queue[Any] = queue.Queue(maxsize=max(1, queue_depth))
         self.q_out: queue.Queue[Any] = queue.Queue(maxsize=max(1, queue_depth))
-        # batches holding L at once: the reader's, the two queues', the generator calls in
-        # flight plus the one being handed on, the writer's
-        workers = max(1, colorizer.config.workers)
-        self.buffers = _Buffers((2 * max(1, queue_depth) + workers + 3) * self.batch_size)
         self.stop = threading.Event()
         self.errors: list[BaseException] = []
         tb = video_in.time_base or Fraction(1, 90000)
@@ -517,8 +483,9 @@ class _Run:
             self.first_pts = pts
         self.last_pts = pts
         self.frames_decoded += 1
-        lightness = frame_lightness(frame, self.buffers.take((frame.height, frame.width)))
-        return FrameItem(frame if first else None, pts, int(frame.duration or 0), lightness)
+        return FrameItem(
+            frame if first else None, pts, int(frame.duration or 0), frame_lightness(frame)
+        )
 
     # -- writer thread ----------------------------------------------------------------------
 
@@ -543,7 +510,6 @@ class _Run:
                         "a frame reached the encoder without ab (temporal stage bug)"
                     )
                 frame = self._encodable(it)
-                self.buffers.give(it.lightness)  # merged: the L map is free again
                 try:
                     out.mux(video.encode(frame))
                 except av.FFmpegError as e:
