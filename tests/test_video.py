@@ -439,3 +439,20 @@ def test_stages_get_the_render_size_lightness_the_generator_saw(
 
     colorize_video(src, tmp_path / "o.mp4", colorizer, EncodeConfig(preset="ultrafast"), stage=spy)
     assert len(seen) == 6
+
+
+def test_every_frame_keeps_its_own_lightness(tmp_path: Path, colorizer: Colorizer) -> None:
+    """Frames pass through queues and threads in batches: each output frame must carry its
+    own input frame's lightness, not a neighbour's."""
+    src = write_clip(tmp_path / "in.mp4", Clip(width=64, height=48, frames=60))
+    dst = tmp_path / "out.mp4"
+    colorize_video(src, dst, colorizer, EncodeConfig(preset="ultrafast", crf=0))
+    ins, outs = video_frames(src), video_frames(dst)
+    assert len(ins) == len(outs) == 60
+    for i, (a, b) in enumerate(zip(ins, outs, strict=True)):
+        la, lb = (color.rgb_to_l(color.to_float_rgb(x)) for x in (a, b))
+        own = float(np.abs(la - lb).mean())
+        assert own < 2.0, (i, own)
+        if i + 8 < len(ins):  # the gradient moves: another frame's L is far off
+            other = float(np.abs(color.rgb_to_l(color.to_float_rgb(ins[i + 8])) - lb).mean())
+            assert other > 2 * own + 1.0, (i, own, other)
