@@ -44,17 +44,23 @@ def peak(seconds: float) -> Table:
     return table
 
 
-def _peak(table: Table, seconds: float) -> None:
-    n = torch.get_num_threads()
+def _peak_conv() -> tuple[Callable[[], torch.Tensor], float]:
+    """The peak's kernel: a 3x3 256-channel convolution of a batch of 8 at 56x56,
+    channels_last, as a no-argument call, and its FLOPs."""
     x = torch.randn(8, 256, 56, 56).contiguous(memory_format=torch.channels_last)
     conv = torch.nn.Conv2d(256, 256, 3, padding=1, bias=False).to(memory_format=torch.channels_last)
-    conv_flops = 2 * 8 * 56 * 56 * 256 * 256 * 9
+    return (lambda: conv(x)), float(2 * 8 * 56 * 56 * 256 * 256 * 9)
+
+
+def _peak(table: Table, seconds: float) -> None:
+    n = torch.get_num_threads()
+    conv, conv_flops = _peak_conv()
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
     mm_flops = 2 * 2048**3
     for dtype in (torch.float32, torch.bfloat16):
         name = "fp32" if dtype == torch.float32 else "bf16"
         with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
-            conv_rate = _rate(lambda: conv(x), conv_flops, seconds)
+            conv_rate = _rate(conv, conv_flops, seconds)
             table.add("conv 3x3 256ch 56x56 b8", name, n, conv_rate / 1e9)
             table.add("matmul 2048^3", name, n, _rate(lambda: a @ b, mm_flops, seconds) / 1e9)
 
@@ -158,9 +164,7 @@ def share_samples(
     cores = os.cpu_count() or 1
     b = colorizer.config.batch_size
     x = torch.randn(b, 1, h, w).contiguous(memory_format=torch.channels_last)
-    conv_x = torch.randn(8, 256, 56, 56).contiguous(memory_format=torch.channels_last)
-    conv = torch.nn.Conv2d(256, 256, 3, padding=1, bias=False).to(memory_format=torch.channels_last)
-    conv_flops = 2 * 8 * 56 * 56 * 256 * 256 * 9
+    conv, conv_flops = _peak_conv()
     workers = max(1, colorizer.config.workers)
     table = Table(
         f"Generator ({kind}, {runtime_label(colorizer)}, batch {b}) against the {kind} conv "
@@ -171,7 +175,7 @@ def share_samples(
     for i in range(repeats):
         torch.set_num_threads(cores)
         with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
-            top = _rate(lambda: conv(conv_x), conv_flops, seconds) / 1e9
+            top = _rate(conv, conv_flops, seconds) / 1e9
             one = _rate(lambda: colorizer.runner(x), b, seconds) * flops / 1e9
         torch.set_num_threads(threads)
         many = _concurrent_rate(colorizer.runner, x, dtype, workers, seconds) * flops / 1e9

@@ -180,9 +180,8 @@ class _UpBlock:
         w = conv1.weight.detach().to(torch.float64)
         k_up, k_skip = w[:, :in_ch], w[:, in_ch:]
         self.out_ch = k_up.shape[0]
-        self.sub_pixel = self.out_ch <= SUB_PIXEL_MAX_CHANNELS
-        self.sub: _Conv | None = None
-        if self.sub_pixel:  # (phase row a, phase column b, out channel o), phase-major
+        self.sub: _Conv | None = None  # the sub-pixel kernels, for the thin stages only
+        if self.out_ch <= SUB_PIXEL_MAX_CHANNELS:  # (phase row a, column b, channel o)
             sub = torch.einsum("ocyx,aye,bxf->abocef", k_up, _PHASE, _PHASE)
             self.sub = _Conv(sub.reshape(4 * self.out_ch, in_ch, 3, 3), None, dtype, padding=0)
         self.up = _Conv(k_up, None, dtype)
@@ -190,7 +189,7 @@ class _UpBlock:
         self.conv2 = _Conv.of(conv2, dtype)
 
     def __call__(self, y: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        n, _, h, w = y.shape
+        h, w = y.shape[-2:]
         big_h, big_w = skip.shape[-2:]
         if self.sub is not None and (big_h, big_w) == (2 * h, 2 * w) and h >= 2 and w >= 2:
             phases = self.sub(F.pad(y, (1, 1, 1, 1), mode="replicate"))  # (n, 4*o, h, w)
