@@ -228,9 +228,12 @@ def test_every_runtime_gives_the_same_colours(
     assert np.abs(outs["torchscript"] - outs["eager"]).max() <= 1
 
 
-def test_batch_size_defaults_to_the_cpu_batch_and_can_be_set(tiny_weights: Path) -> None:
+def test_batch_size_and_runtime_reach_the_engine(tiny_weights: Path) -> None:
     from restore.cli.common import CPU_BATCH_SIZE, EngineOptions, load_colorizer
 
     given = EngineOptions(tiny_weights, "cpu", "fp32", "fused", None, 64, False, 1.0, 1)
     assert load_colorizer(given).config.batch_size == CPU_BATCH_SIZE
     assert load_colorizer(replace(given, batch_size=7)).config.batch_size == 7
+    # --runtime reaches the engine (the CLI test above only shows the colours agree)
+    eager = load_colorizer(replace(given, runtime="eager"))
+    assert eager.config.runtime == "eager" and eager.runner is eager.model
