@@ -86,24 +86,29 @@ def rgb_to_l(rgb: np.ndarray) -> np.ndarray:
     return _f_to_l(lum)
 
 
-def gray_to_l(gray: np.ndarray) -> np.ndarray:
+def gray_to_l(gray: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Lightness of a neutral gray image.
 
     Args:
         gray: (H, W) uint8, uint16 or float32 in [0, 1] (an sRGB-encoded gray level).
+        out: optional (H, W) float32 array to write into (returned).
     Returns:
         (H, W) float32 L in [0, 100]. For integer input this is a table look-up.
     """
     if gray.dtype == np.uint8:
-        return _L_LUT8[gray]
+        return np.take(_L_LUT8, gray, out=out)
     if gray.dtype == np.uint16:
-        return _L_LUT16[gray]
+        return np.take(_L_LUT16, gray, out=out)
     g = np.clip(gray.astype(np.float32), 0.0, 1.0)
     lin = np.where(g <= 0.04045, g / 12.92, ((g + 0.055) / 1.055) ** 2.4)
-    return _f_to_l(lin)
+    lightness = _f_to_l(lin)
+    if out is None:
+        return lightness
+    out[...] = lightness
+    return out
 
 
-def rgb8_to_l(rgb: np.ndarray) -> np.ndarray:
+def rgb8_to_l(rgb: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Fast :func:`rgb_to_l` for 8-bit RGB (decoded JPEGs and video frames).
 
     One compiled pass: table look-up to linear RGB, the luminance row of the matrix, and
@@ -112,11 +117,13 @@ def rgb8_to_l(rgb: np.ndarray) -> np.ndarray:
 
     Args:
         rgb: (H, W, 3) uint8 RGB (may be a strided view).
+        out: optional (H, W) C-contiguous float32 array to write into (returned).
     Returns:
         (H, W) float32 L in [0, 100].
     """
     height, width = rgb.shape[:2]
-    out = np.empty((height, width), np.float32)
+    if out is None:
+        out = np.empty((height, width), np.float32)
     _kernels.srgb8_to_l(rgb, _LIN_OF_SRGB8, _Y_OF_LINEAR_RGB[0], _L_OF_Y16, out)
     return out
 

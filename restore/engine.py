@@ -17,6 +17,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torchvision.models.resnet import BasicBlock
 
 from restore import color, fused
+from restore.buffers import ArrayPool
 from restore.models import UNetGenerator
 from restore.weights import WeightsInfo, load_generator
 
@@ -236,6 +237,11 @@ def scale_chroma(ab: np.ndarray, factor: float) -> np.ndarray:
     return np.clip(out, -110.0, 110.0, out=out)
 
 
+def _copy_into(dst: np.ndarray, src: np.ndarray) -> np.ndarray:
+    np.copyto(dst, src)
+    return dst
+
+
 class Colorizer:
     """Colorizes lightness maps with one loaded generator.
 
@@ -316,10 +322,12 @@ class Colorizer:
 
     # -- full resolution ---------------------------------------------------------------------
 
-    def downsize(self, lightness: np.ndarray) -> np.ndarray:
-        """(H, W) float32 L -> (h, w) float32 L at render size (area filter)."""
+    def downsize(self, lightness: np.ndarray, pool: ArrayPool | None = None) -> np.ndarray:
+        """(H, W) float32 L -> (h, w) float32 L at render size (area filter), a new array
+        (taken from ``pool`` if given)."""
         h, w = render_shape(*lightness.shape, self.config.render_size)
-        return cv2.resize(lightness, (w, h), interpolation=cv2.INTER_AREA)
+        dst = pool.take((h, w)) if pool is not None else None
+        return cv2.resize(lightness, (w, h), dst=dst, interpolation=cv2.INTER_AREA)
 
     @staticmethod
     def upsample_ab(ab: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -336,16 +344,25 @@ class Colorizer:
         """
         return self.render(lightness)[1]
 
-    def render(self, lightness: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def render(
+        self, lightness: Sequence[np.ndarray], pool: ArrayPool | None = None
+    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """For full-resolution L maps (H, W): the L the generator saw, (h, w) float32, and
-        its ab, (h, w, 2) float32, both at render size (for stages that need both)."""
+        its ab, (h, w, 2) float32, both at render size (for stages that need both).
+
+        With ``pool``, the returned arrays are taken from it (what a film's frames hand on
+        to other threads; everything else allocated here is freed before returning).
+        """
         small: list[np.ndarray] = []
         out: list[np.ndarray] = []
         bs = max(1, self.config.batch_size)
         for i in range(0, len(lightness), bs):
-            chunk = [self.downsize(x) for x in lightness[i : i + bs]]
+            chunk = [self.downsize(x, pool) for x in lightness[i : i + bs]]
             small += chunk
-            out += self.predict(chunk)
+            ab = self.predict(chunk)
+            if pool is not None:
+                ab = [_copy_into(pool.take(a.shape), a) for a in ab]
+            out += ab
         return small, out
 
     def ab_full(self, lightness: Sequence[np.ndarray]) -> list[np.ndarray]:

@@ -13,23 +13,63 @@ log = logging.getLogger(__name__)
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
+_M_ARENA_MAX = -8
+
+#: Set by :func:`tune_allocator`; :func:`release_free_memory` only acts when it is.
+_tuned = False
 
 
-def tune_allocator() -> bool:
-    """Keep glibc from returning large activation buffers to the OS after every forward pass.
-
-    Without this, each pass unmaps and re-faults tens of MB (measured: whole-process time
-    0.69x with it). No-op outside glibc. Returns True if applied.
-    """
+def _libc() -> ctypes.CDLL | None:
     if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
+def tune_allocator(one_arena: bool = True) -> bool:
+    """Set glibc malloc up for a long-running colorizer. No-op outside glibc; returns True
+    if applied. Call it at start-up, before any worker thread exists.
+
+    - Large activation buffers stay in the heap instead of being unmapped after every
+      forward pass and faulted in again (measured: whole-process time 0.69x with it).
+    - ``one_arena``: every thread allocates from one heap. With one arena per thread, a
+      generator call needs just under two of glibc's 64 MiB per-thread heaps; a few stray
+      blocks push it into a third one from time to time, so peak memory crept up with the
+      length of a film (benchmarks/RESULTS.md, 2026-11-22 16:30). One contiguous heap has
+      no such boundaries.
+
+    Memory then only comes back to the system through :func:`release_free_memory`.
+    """
+    global _tuned
+    libc = _libc()
+    if libc is None:
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         ok = libc.mallopt(_M_MMAP_MAX, 0) == 1
         ok &= libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30) == 1
-        return bool(ok)
-    except (OSError, AttributeError):
+        if one_arena:
+            ok &= libc.mallopt(_M_ARENA_MAX, 1) == 1
+    except AttributeError:
         return False
+    _tuned = bool(ok)
+    return _tuned
+
+
+def release_free_memory() -> None:
+    """Give the free pages inside the heap back to the system (``malloc_trim``).
+
+    Only after :func:`tune_allocator` (glibc's own defaults trim by themselves). Called
+    every few dozen frames by the video pipeline: resident memory then follows what is in
+    use instead of every page ever touched, and a long film peaks where a short one does.
+    Costs ~10 ms, plus faulting in again what the next generator call needs.
+    """
+    if not _tuned:
+        return
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 @dataclass(frozen=True)

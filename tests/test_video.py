@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from restore import color
+from restore.buffers import ArrayPool
 from restore.cli import main
 from restore.engine import Colorizer, EngineConfig, render_shape
 from restore.errors import OutputPathError, UnsupportedMedia
@@ -239,12 +240,12 @@ def test_interrupt_leaves_no_partial_output(
     real = Colorizer.render
 
     def interrupted(
-        self: Colorizer, lightness: list[np.ndarray]
+        self: Colorizer, lightness: list[np.ndarray], pool: ArrayPool | None = None
     ) -> tuple[list[np.ndarray], list[np.ndarray]]:
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt
-        return real(self, lightness)
+        return real(self, lightness, pool)
 
     monkeypatch.setattr(Colorizer, "render", interrupted)
     code, out = run_cli(src, "--weights", tiny_weights, *FAST)
@@ -336,11 +337,19 @@ def test_frames_stream_through_a_bounded_pipeline(
     decoded = {"n": 0}
     real = pipeline.frame_lightness
 
-    def counting(frame: av.VideoFrame) -> np.ndarray:
+    def counting(frame: av.VideoFrame, out: np.ndarray | None = None) -> np.ndarray:
         decoded["n"] += 1
-        return real(frame)
+        return real(frame, out)
 
     monkeypatch.setattr(pipeline, "frame_lightness", counting)
+    pools: list[ArrayPool] = []
+
+    class Recorded(ArrayPool):
+        def __init__(self) -> None:
+            super().__init__()
+            pools.append(self)
+
+    monkeypatch.setattr(pipeline, "ArrayPool", Recorded)
     ahead: list[int] = []
 
     def watch(batches: Iterator[Batch]) -> Iterator[Batch]:
@@ -355,6 +364,10 @@ def test_frames_stream_through_a_bounded_pipeline(
     )
     assert result.frames == 200 and len(ahead) == 50
     assert max(ahead) <= 2 * colorizer.config.batch_size  # the reader never runs ahead
+    # Each frame's L, and its L and ab at render size, come from recycled buffers: as many as
+    # are alive at once (a few batches), not three per frame.
+    (pool,) = pools
+    assert 0 < pool.allocated <= 3 * 8 * colorizer.config.batch_size < 3 * 200
 
 
 # ----------------------------------------------------------------------------- usage
@@ -456,3 +469,16 @@ def test_every_frame_keeps_its_own_lightness(tmp_path: Path, colorizer: Colorize
         if i + 8 < len(ins):  # the gradient moves: another frame's L is far off
             other = float(np.abs(color.rgb_to_l(color.to_float_rgb(ins[i + 8])) - lb).mean())
             assert other > 2 * own + 1.0, (i, own, other)
+
+
+def test_free_heap_pages_are_released_as_the_film_goes(
+    tmp_path: Path, colorizer: Colorizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import restore.video.pipeline as pipeline
+
+    calls: list[int] = []
+    monkeypatch.setattr(pipeline, "RELEASE_EVERY", 8)
+    monkeypatch.setattr(pipeline, "release_free_memory", lambda: calls.append(1))
+    src = write_clip(tmp_path / "in.mp4", Clip(width=64, height=48, frames=40))
+    colorize_video(src, tmp_path / "out.mp4", colorizer, EncodeConfig(preset="ultrafast"))
+    assert len(calls) == 40 // 8  # batches of 4: once every 8 frames

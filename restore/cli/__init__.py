@@ -99,7 +99,7 @@ def train(**kw: object) -> None:
     from restore.train.loop import Trainer
 
     _setup_logging(False)
-    tune_allocator()
+    tune_allocator(one_arena=False)  # training: as measured before the video change
     threads = kw.pop("threads")
     if threads:
         torch.set_num_threads(int(threads))

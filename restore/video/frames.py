@@ -41,7 +41,7 @@ def _chroma_is_neutral(frame: av.VideoFrame) -> bool:
     return True
 
 
-def frame_lightness(frame: av.VideoFrame) -> np.ndarray:
+def frame_lightness(frame: av.VideoFrame, out: np.ndarray | None = None) -> np.ndarray:
     """CIE L of a decoded frame at its full resolution.
 
     Honours the frame's colour range (limited or full, e.g. yuvj420p) and matrix through
@@ -50,17 +50,22 @@ def frame_lightness(frame: av.VideoFrame) -> np.ndarray:
 
     Args:
         frame: a decoded video frame of any pixel format.
+        out: optional (H, W) C-contiguous float32 array to write into (returned).
     Returns:
         (H, W) float32 L in [0, 100].
     """
     deep = _bits(frame.format) > 8
     if frame.format.name.startswith("gray") or _chroma_is_neutral(frame):
         gray = frame.to_ndarray(format="gray16le" if deep else "gray", interpolation=EXACT_IN)
-        return color.gray_to_l(gray)
+        return color.gray_to_l(gray, out)
     if deep:
         rgb = frame.to_ndarray(format="rgb48le", interpolation=EXACT_IN)
-        return color.rgb_to_l(color.to_float_rgb(rgb))
-    return color.rgb8_to_l(frame.to_ndarray(format="rgb24", interpolation=EXACT_IN))
+        lightness = color.rgb_to_l(color.to_float_rgb(rgb))
+        if out is None:
+            return lightness
+        out[...] = lightness
+        return out
+    return color.rgb8_to_l(frame.to_ndarray(format="rgb24", interpolation=EXACT_IN), out)
 
 
 def chroma_subsampling(pix_fmt: str) -> tuple[int, int]:

@@ -32,8 +32,10 @@ from av.container import InputContainer
 from av.video.stream import VideoStream
 
 from restore import color
+from restore.buffers import ArrayPool
 from restore.engine import Colorizer
 from restore.errors import EncodeError, UnsupportedMedia
+from restore.runtime import release_free_memory
 from restore.video.frames import frame_lightness, rgb_to_frame
 from restore.video.streams import (
     NO_PTS_FORMATS,
@@ -51,6 +53,8 @@ log = logging.getLogger(__name__)
 MAX_PASSENGERS = 512
 #: Non-video packets tolerated before the first video frame decodes.
 MAX_PACKETS_BEFORE_VIDEO = 20_000
+#: Frames between two returns of free heap pages to the system (runtime.release_free_memory).
+RELEASE_EVERY = 100
 #: Frames over which timestamps are re-sorted. Decoders return frames in display order, but
 #: some files (AVI with packed B-frames) attach the timestamps in decode order; the set of
 #: timestamps is right, their order is not. Well-formed input is unchanged by the sort.
@@ -250,6 +254,9 @@ class _Run:
         self.batch_size = max(1, colorizer.config.batch_size)
         self.q_in: queue.Queue[Any] = queue.Queue(maxsize=max(1, queue_depth))
         self.q_out: queue.Queue[Any] = queue.Queue(maxsize=max(1, queue_depth))
+        # Each frame's arrays are made in one thread and freed in another: recycled, so the
+        # allocator sees the same requests every frame (see restore.buffers).
+        self.pool = ArrayPool()
         self.stop = threading.Event()
         self.errors: list[BaseException] = []
         tb = video_in.time_base or Fraction(1, 90000)
@@ -296,10 +303,15 @@ class _Run:
             batches = self._colorized()
             if self.stage is not None:
                 batches = self.stage(batches)
+            passed = 0
             for batch in batches:
                 self._put(self.q_out, batch)
                 if progress is not None and batch.items:
                     progress.advance(len(batch.items))
+                passed += len(batch.items)
+                if passed >= RELEASE_EVERY:
+                    passed = 0
+                    release_free_memory()
             self._put(self.q_out, _END)
         except _Stopped:
             pass  # a worker failed: its error is raised below
@@ -344,7 +356,7 @@ class _Run:
     def _colorized(self) -> Iterator[Batch]:
         # ``workers`` batches in flight at once, handed on in order.
         workers = max(1, self.colorizer.config.workers)
-        pool = ThreadPoolExecutor(workers, thread_name_prefix="restore-model")
+        calls = ThreadPoolExecutor(workers, thread_name_prefix="restore-model")
         pending: deque[tuple[Batch, _Job | None]] = deque()
         try:
             while True:
@@ -353,14 +365,15 @@ class _Run:
                     break
                 job = None
                 if batch.items:
-                    job = pool.submit(self.colorizer.render, [it.lightness for it in batch.items])
+                    lightness = [it.lightness for it in batch.items]
+                    job = calls.submit(self.colorizer.render, lightness, self.pool)
                 pending.append((batch, job))
                 if len(pending) >= workers:
                     yield self._with_ab(*pending.popleft())
             while pending:
                 yield self._with_ab(*pending.popleft())
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            calls.shutdown(wait=True, cancel_futures=True)
 
     @staticmethod
     def _with_ab(batch: Batch, job: _Job | None) -> Batch:
@@ -483,9 +496,8 @@ class _Run:
             self.first_pts = pts
         self.last_pts = pts
         self.frames_decoded += 1
-        return FrameItem(
-            frame if first else None, pts, int(frame.duration or 0), frame_lightness(frame)
-        )
+        lightness = frame_lightness(frame, self.pool.take((frame.height, frame.width)))
+        return FrameItem(frame if first else None, pts, int(frame.duration or 0), lightness)
 
     # -- writer thread ----------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from restore.buffers import ArrayPool
 from restore.video.pipeline import Batch, TemporalStage
 
 log = logging.getLogger(__name__)
@@ -89,15 +90,20 @@ class ColourStabilizer:
         """Forget the previous frame: the next one keeps its own prediction."""
         self._l = self._gray = self._ab = None
 
-    def step(self, l_small: np.ndarray, ab: np.ndarray) -> np.ndarray:
+    def step(
+        self, l_small: np.ndarray, ab: np.ndarray, out: np.ndarray | None = None
+    ) -> np.ndarray:
         """Stabilised colours of the next frame.
 
         Args:
             l_small: (h, w) float32 L in [0, 100] at render size.
             ab: (h, w, 2) float32 ab predicted for this frame, same size.
+            out: optional (h, w, 2) float32 array to write the result into; it must not be
+                ``ab`` or an earlier output.
         Returns:
-            (h, w, 2) float32 ab, a new array (``ab`` and earlier outputs are left as they
-            are): per pixel a convex mix of this and earlier predictions, so within their range.
+            (h, w, 2) float32 ab, a new array or ``out`` (``ab`` and earlier outputs are left
+            as they are): per pixel a convex mix of this and earlier predictions, so within
+            their range.
         """
         cfg = self.config
         self.frames += 1
@@ -108,7 +114,7 @@ class ColourStabilizer:
         prev_l, prev_gray, prev_ab = self._l, self._gray, self._ab
         self._l, self._gray = lb, gray
         if cfg.strength <= 0 or prev_l is None or prev_ab is None or prev_l.shape != lb.shape:
-            return self._keep(ab)
+            return self._keep(ab, out)
         diff = np.abs(lb - prev_l)  # (h, w)
         if gray is not None and prev_gray is not None:
             warped_l, warped_ab = self._aligned(gray, prev_gray, prev_l, prev_ab)
@@ -119,19 +125,26 @@ class ColourStabilizer:
         if float(diff.mean()) > cfg.cut:
             self.cuts += 1
             log.debug("scene cut at frame %d (mean |dL| %.1f)", self.frames - 1, diff.mean())
-            return self._keep(ab)
+            return self._keep(ab, out)
         if cfg.spread:
             diff = cv2.dilate(diff, self._disk)
         # keep = strength * m^2 / (m^2 + d^2): all of strength where L is still, half at d = m
         m2 = np.float32(cfg.motion * cfg.motion)
         keep = np.float32(cfg.strength) * m2 / (m2 + diff * diff)  # (h, w) in [0, strength]
-        out = ab + keep[..., None] * (prev_ab - ab)  # (h, w, 2)
+        if out is None:
+            out = np.empty(ab.shape, np.float32)
+        np.subtract(prev_ab, ab, out=out)
+        out *= keep[..., None]
+        out += ab  # ab + keep * (prev_ab - ab), (h, w, 2)
         self._ab = out
         return out
 
-    def _keep(self, ab: np.ndarray) -> np.ndarray:
-        self._ab = ab.astype(np.float32, copy=True)
-        return self._ab
+    def _keep(self, ab: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+        if out is None:
+            out = np.empty(ab.shape, np.float32)
+        np.copyto(out, ab)
+        self._ab = out
+        return out
 
     def _aligned(
         self, gray: np.ndarray, prev_gray: np.ndarray, prev_l: np.ndarray, prev_ab: np.ndarray
@@ -169,6 +182,7 @@ def stabilizer(config: StabilizeConfig = StabilizeConfig()) -> TemporalStage:
 
     def stage(batches: Iterator[Batch]) -> Iterator[Batch]:
         state = ColourStabilizer(config)
+        pool = ArrayPool()  # the outputs, freed by the writer thread (see restore.buffers)
         for batch in batches:
             for item in batch.items:
                 if item.ab is None:
@@ -176,7 +190,7 @@ def stabilizer(config: StabilizeConfig = StabilizeConfig()) -> TemporalStage:
                 l_small = item.small
                 if l_small is None or l_small.shape != item.ab.shape[:2]:
                     l_small = render_lightness(item.lightness, item.ab.shape[:2])
-                item.ab = state.step(l_small, item.ab)
+                item.ab = state.step(l_small, item.ab, pool.take(item.ab.shape))
             yield batch
         log.debug("stabilised %d frames, %d scene cut(s)", state.frames, state.cuts)
 
