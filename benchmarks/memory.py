@@ -1,7 +1,15 @@
 """Peak resident memory of `restore video` on a short and a long clip (streaming check).
 
 Each clip runs in a fresh process (``python -m benchmarks.memory SRC DST WEIGHTS``) that
-prints its own peak RSS, so the two figures do not mix.
+prints its own figures, so the two do not mix:
+
+- ``rss_mib``: peak RSS (``ru_maxrss``), everything resident, library code included;
+- ``anon_mib``: the largest anonymous (heap and stack) resident memory seen by a thread that
+  samples ``/proc/self/status`` every 10 ms: what the program itself holds. It leaves out
+  pages of mapped files (the shared libraries, ~700 MiB with torch), whose residency the
+  kernel decides: on the machines these figures come from, DAMON pages out cold memory,
+  and the same child on the same clip peaked at 1426-1449 MiB RSS run alone but 1564-1571
+  inside `benchmarks.run` (RESULTS.md, 2026-11-22 17:50).
 """
 
 from __future__ import annotations
@@ -10,12 +18,25 @@ import json
 import resource
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 
-def peak_rss(src: Path, dst: Path, weights: Path) -> tuple[float, float, int]:
-    """(peak RSS in MiB, seconds, frames) of colorize_video in a child process."""
+@dataclass(frozen=True)
+class Peak:
+    """One child's figures (MiB, seconds)."""
+
+    rss_mib: float
+    anon_mib: float
+    file_mib: float  # file-backed resident memory at the end
+    seconds: float
+    frames: int
+
+
+def peak_rss(src: Path, dst: Path, weights: Path) -> Peak:
+    """Peak memory of colorize_video in a child process."""
     t0 = time.perf_counter()
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks.memory", str(src), str(dst), str(weights)],
@@ -24,22 +45,64 @@ def peak_rss(src: Path, dst: Path, weights: Path) -> tuple[float, float, int]:
         text=True,
         cwd=Path(__file__).resolve().parent.parent,
     )
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    return result["rss_mib"], time.perf_counter() - t0, result["frames"]
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    return Peak(r["rss_mib"], r["anon_mib"], r["file_mib"], time.perf_counter() - t0, r["frames"])
+
+
+def _status_mib(*keys: str) -> dict[str, float]:
+    found: dict[str, float] = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key = line.split(":", 1)[0]
+            if key in keys:
+                found[key] = int(line.split()[1]) / 1024
+    return found
+
+
+class _AnonSampler:
+    """Largest RssAnon seen every ``interval`` seconds while running (Linux)."""
+
+    def __init__(self, interval: float = 0.01) -> None:
+        self.interval = interval
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="anon-sampler", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _status_mib("RssAnon").get("RssAnon", 0.0))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> _AnonSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def _child(src: str, dst: str, weights: str) -> None:
     from restore.engine import Colorizer, EngineConfig
     from restore.runtime import apply_threads, plan_threads, tune_allocator
     from restore.video.pipeline import colorize_video
+    from restore.video.temporal import StabilizeConfig, stabilizer
 
     tune_allocator()  # set up as `restore video` does
     plan = plan_threads()
     apply_threads(plan)
     colorizer = Colorizer.from_weights(weights, EngineConfig(workers=plan.workers))
-    frames = colorize_video(Path(src), Path(dst), colorizer).frames
+    stage = stabilizer(StabilizeConfig())  # `restore video`'s default
+    with _AnonSampler() as anon:
+        frames = colorize_video(Path(src), Path(dst), colorizer, stage=stage).frames
     rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    print(json.dumps({"rss_mib": rss_kib / 1024, "frames": frames}))
+    result = {
+        "rss_mib": rss_kib / 1024,
+        "anon_mib": anon.peak,
+        "file_mib": _status_mib("RssFile").get("RssFile", 0.0),
+        "frames": frames,
+    }
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":
