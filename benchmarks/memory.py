@@ -3,19 +3,20 @@
 Each clip runs in a fresh process (``python -m benchmarks.memory SRC DST WEIGHTS``) that
 prints its own figures, so the two do not mix:
 
-- ``rss_mib``: peak RSS (``ru_maxrss``), everything resident, library code included;
+- ``rss_mib``: peak RSS (``VmHWM``), everything resident, library code included. Not
+  ``ru_maxrss``: Linux carries the forked parent's RSS into the child's ``ru_maxrss`` across
+  exec, so a parent that had just synthesised a 10-minute clip inflated the long clip's
+  figure (measured: a child that only prints ``ru_maxrss`` reports 25 MiB from a small
+  parent, 1049 MiB from one holding 1 GiB);
 - ``anon_mib``: the largest anonymous (heap and stack) resident memory seen by a thread that
-  samples ``/proc/self/status`` every 10 ms: what the program itself holds. It leaves out
-  pages of mapped files (the shared libraries, ~700 MiB with torch), whose residency the
-  kernel decides: on the machines these figures come from, DAMON pages out cold memory,
-  and the same child on the same clip peaked at 1426-1449 MiB RSS run alone but 1564-1571
-  inside `benchmarks.run` (RESULTS.md, 2026-11-22 17:50).
+  samples ``/proc/self/status`` every 10 ms: what the program itself holds, without the
+  pages of mapped files (the shared libraries, ~440 MiB with torch), whose residency the
+  kernel decides.
 """
 
 from __future__ import annotations
 
 import json
-import resource
 import subprocess
 import sys
 import threading
@@ -95,11 +96,11 @@ def _child(src: str, dst: str, weights: str) -> None:
     stage = stabilizer(StabilizeConfig())  # `restore video`'s default
     with _AnonSampler() as anon:
         frames = colorize_video(Path(src), Path(dst), colorizer, stage=stage).frames
-    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    status = _status_mib("VmHWM", "RssFile")
     result = {
-        "rss_mib": rss_kib / 1024,
+        "rss_mib": status.get("VmHWM", 0.0),
         "anon_mib": anon.peak,
-        "file_mib": _status_mib("RssFile").get("RssFile", 0.0),
+        "file_mib": status.get("RssFile", 0.0),
         "frames": frames,
     }
     print(json.dumps(result))
