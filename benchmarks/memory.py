@@ -50,7 +50,8 @@ def peak_rss(src: Path, dst: Path, weights: Path) -> Peak:
     return Peak(r["rss_mib"], r["anon_mib"], r["file_mib"], time.perf_counter() - t0, r["frames"])
 
 
-def _status_mib(*keys: str) -> dict[str, float]:
+def status_mib(*keys: str) -> dict[str, float]:
+    """Fields of /proc/self/status given in kB (VmRSS, VmHWM, RssAnon, ...), in MiB."""
     found: dict[str, float] = {}
     with open("/proc/self/status") as f:
         for line in f:
@@ -71,7 +72,7 @@ class _AnonSampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, _status_mib("RssAnon").get("RssAnon", 0.0))
+            self.peak = max(self.peak, status_mib("RssAnon").get("RssAnon", 0.0))
             self._stop.wait(self.interval)
 
     def __enter__(self) -> _AnonSampler:
@@ -96,7 +97,7 @@ def _child(src: str, dst: str, weights: str) -> None:
     stage = stabilizer(StabilizeConfig())  # `restore video`'s default
     with _AnonSampler() as anon:
         frames = colorize_video(Path(src), Path(dst), colorizer, stage=stage).frames
-    status = _status_mib("VmHWM", "RssFile")
+    status = status_mib("VmHWM", "RssFile")
     result = {
         "rss_mib": status.get("VmHWM", 0.0),
         "anon_mib": anon.peak,

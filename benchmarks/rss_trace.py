@@ -21,6 +21,7 @@ from pathlib import Path
 from restore.models import GeneratorConfig, UNetGenerator
 
 from benchmarks.inputs import write_clip
+from benchmarks.memory import status_mib
 from restore.engine import Colorizer, EngineConfig
 from restore.runtime import apply_threads, plan_threads, tune_allocator
 from restore.video.pipeline import colorize_video
@@ -56,14 +57,6 @@ def _heap_mib() -> tuple[int, int, int]:
         return -1, -1, -1
 
 
-def _rss_mib() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS"):
-                return int(line.split()[1]) // 1024
-    return -1
-
-
 class _Trace:
     def __init__(self) -> None:
         self.frames = 0
@@ -78,7 +71,8 @@ class _Trace:
         self.frames += frames
         if self.frames % 250 < frames:
             heap, used, free = _heap_mib()
-            print(f"| {self.frames} | {_rss_mib()} | {heap} | {used} | {free} |", flush=True)
+            rss = status_mib("VmRSS").get("VmRSS", -1.0)
+            print(f"| {self.frames} | {rss:.0f} | {heap} | {used} | {free} |", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:

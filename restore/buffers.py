@@ -5,8 +5,8 @@ size) from the thread that makes them to the thread that frees them, at times th
 on how the queues fill. With glibc, a block freed by another thread at a random moment
 leaves holes in the arena it came from; the next generator call's activations then no
 longer fit, the arena grows, and peak memory creeps up over a long film (benchmarks/RESULTS.md,
-session 5). Taking those arrays from a pool keyed by shape makes the allocator see the
-same sequence of requests every frame.
+2026-11-22). Taking those arrays from a pool keyed by shape means that, once the queues have
+filled, they are no longer allocated or freed at all.
 """
 
 from __future__ import annotations
