@@ -64,7 +64,8 @@ def release_free_memory() -> None:
 
     Only after :func:`tune_allocator` (glibc's own defaults trim by themselves). Called
     every few dozen frames by the video pipeline: resident memory then follows what is in
-    use instead of every page ever touched, and a long film peaks where a short one does.
+    use instead of every page ever touched (a 10-minute 720p film peaked 2-4 % above a
+    10-second one, benchmarks/RESULTS.md 2026-11-22 18:01 and 18:20).
     Costs ~10 ms, plus faulting in again what the next generator call needs.
     """
     if not _tuned:

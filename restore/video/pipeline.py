@@ -254,8 +254,8 @@ class _Run:
         self.batch_size = max(1, colorizer.config.batch_size)
         self.q_in: queue.Queue[Any] = queue.Queue(maxsize=max(1, queue_depth))
         self.q_out: queue.Queue[Any] = queue.Queue(maxsize=max(1, queue_depth))
-        # Each frame's arrays are made in one thread and freed in another: recycled, so the
-        # allocator sees the same requests every frame (see restore.buffers).
+        # Each frame's arrays are made in one thread and freed in another: recycled, so once
+        # the queues have filled they are no longer allocated at all (see restore.buffers).
         self.pool = ArrayPool()
         self.stop = threading.Event()
         self.errors: list[BaseException] = []
