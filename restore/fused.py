@@ -27,6 +27,8 @@ Measured with ``python -m benchmarks.run --only model`` (benchmarks/RESULTS.md).
 
 from __future__ import annotations
 
+import threading
+
 import numba as nb
 import numpy as np
 import torch
@@ -53,6 +55,61 @@ _PHASE = torch.tensor(
 #: weights, and four phase kernels cost more than the upsampling they save (256x448, bf16,
 #: batch 4, one thread: the 256-channel stage 7.9 -> 14.6 ms, the 16-channel one 27 -> 19).
 SUB_PIXEL_MAX_CHANNELS = 32
+
+
+def _uses(t: torch.Tensor) -> int:
+    """References to ``t``'s memory (every tensor viewing it counts one)."""
+    return int(torch._C._storage_Use_Count(t.untyped_storage()._cdata))
+
+
+class Workspace:
+    """One thread's activation buffers, reused by its next call of the same input shape.
+
+    Why: a forward pass allocates and frees ~300 MB in 1-15 MB blocks (256x448, batch 4);
+    two workers doing that in one heap fragment it, and a long film's peak memory crept
+    above a short one's (benchmarks/RESULTS.md, 2026-11-22). With the buffers kept, a
+    film's calls allocate no activations after the first.
+
+    :meth:`take` hands out a view of a buffer; a buffer is free again once no tensor other
+    than the workspace's own refers to its memory, so an output the caller still holds is
+    never overwritten. A new input shape (the next photo) drops the buffers of the last
+    one, so the workspace holds one shape's worth, not one per shape ever seen.
+    """
+
+    def __init__(self) -> None:
+        self.allocated = 0  # buffers made (a figure for tests)
+        self._shape: tuple[int, ...] | None = None
+        self._buffers: dict[tuple[object, ...], list[tuple[torch.Tensor, int]]] = {}
+
+    def begin(self, input_shape: tuple[int, ...]) -> None:
+        """Start a call on an input of ``input_shape``."""
+        if input_shape != self._shape:
+            self._buffers.clear()
+            self._shape = input_shape
+
+    def buffers(self) -> int:
+        """Buffers held."""
+        return sum(len(v) for v in self._buffers.values())
+
+    def take(
+        self, shape: tuple[int, ...], dtype: torch.dtype, channels_last: bool = True
+    ) -> torch.Tensor:
+        """A tensor of ``shape`` (channels_last if 4-D and asked) with undefined contents."""
+        shape = tuple(int(n) for n in shape)
+        key = (shape, dtype, channels_last)
+        entries = self._buffers.setdefault(key, [])
+        for buffer, idle in entries:
+            if _uses(buffer) == idle:
+                return buffer.detach()  # a new view: counts as a use until dropped
+        layout = torch.channels_last if channels_last and len(shape) == 4 else None
+        buffer = (
+            torch.empty(shape, dtype=dtype, memory_format=layout)
+            if layout is not None
+            else torch.empty(shape, dtype=dtype)
+        )
+        entries.append((buffer, _uses(buffer)))
+        self.allocated += 1
+        return buffer.detach()
 
 
 def available(dtype: torch.dtype = torch.float32) -> bool:
@@ -94,7 +151,7 @@ def _max_pool_3x3s2(src: np.ndarray, out: np.ndarray) -> None:
                                 o[c] = p[c]
 
 
-def _max_pool_after_relu(x: torch.Tensor) -> torch.Tensor:
+def _max_pool_after_relu(x: torch.Tensor, ws: Workspace | None = None) -> torch.Tensor:
     """``F.max_pool2d(x, 3, 2, 1)`` for x >= 0 (a ReLU output), (B, C, H, W) -> (B, C,
     ceil(H/2), ceil(W/2)), channels_last. In 16-bit floats a compiled loop over the bit
     patterns: torch's kernel also writes an int64 index per output (256x448, bf16, batch
@@ -103,9 +160,11 @@ def _max_pool_after_relu(x: torch.Tensor) -> torch.Tensor:
         return F.max_pool2d(x, 3, 2, 1)
     x = x.contiguous(memory_format=torch.channels_last)
     n, c, h, w = x.shape
-    out = torch.empty(
-        (n, c, (h + 1) // 2, (w + 1) // 2), dtype=x.dtype, memory_format=torch.channels_last
-    )
+    shape = (n, c, (h + 1) // 2, (w + 1) // 2)
+    if ws is not None:
+        out = ws.take(shape, x.dtype)
+    else:
+        out = torch.empty(shape, dtype=x.dtype, memory_format=torch.channels_last)
     _max_pool_3x3s2(
         x.permute(0, 2, 3, 1).view(torch.int16).numpy(),
         out.permute(0, 2, 3, 1).view(torch.int16).numpy(),
@@ -128,9 +187,11 @@ class _Conv:
         self.bias = None if bias is None else bias.detach().to(dtype).contiguous()
         self.padding = [padding, padding]
         self.stride = [stride, stride]
+        self.out_channels, _, self.kh, self.kw = self.weight.shape
         # looked up here, not at import: builds without oneDNN lack them (see available())
         self._unary = torch.ops.mkldnn._convolution_pointwise.default
         self._binary = torch.ops.mkldnn._convolution_pointwise.binary
+        self._binary_into = torch.ops.mkldnn._convolution_pointwise_.binary
 
     @classmethod
     def of(cls, conv: nn.Conv2d, dtype: torch.dtype) -> _Conv:
@@ -138,17 +199,46 @@ class _Conv:
             raise ValueError(f"unsupported convolution {conv}")
         return cls(conv.weight, conv.bias, dtype, int(conv.padding[0]), int(conv.stride[0]))
 
-    def __call__(self, x: torch.Tensor, act: str = "none") -> torch.Tensor:
-        """conv(x) + bias, then ``act`` ("none" | "relu")."""
-        return self._unary(
-            x, self.weight, self.bias, self.padding, self.stride, [1, 1], 1, act, [], ""
+    def out_shape(self, x: torch.Tensor) -> tuple[int, int, int, int]:
+        """The output's (N, C, H, W) for input ``x``."""
+        n, _, h, w = x.shape
+        (ph, pw), (sh, sw) = self.padding, self.stride
+        return (
+            n,
+            self.out_channels,
+            (h + 2 * ph - self.kh) // sh + 1,
+            (w + 2 * pw - self.kw) // sw + 1,
         )
 
-    def add(self, x: torch.Tensor, other: torch.Tensor, act: str = "none") -> torch.Tensor:
-        """conv(x) + bias + other, then ``act``; ``other`` has the output's shape."""
+    def __call__(
+        self, x: torch.Tensor, act: str = "none", ws: Workspace | None = None
+    ) -> torch.Tensor:
+        """conv(x) + bias, then ``act`` ("none" | "relu"); the output from ``ws`` if given."""
+        if ws is None:
+            return self._unary(
+                x, self.weight, self.bias, self.padding, self.stride, [1, 1], 1, act, [], ""
+            )
+        # oneDNN writes into a given tensor only as the addend of a binary post-op: start
+        # it at zero (as fast as the unary call, which allocates: an ad-hoc timing, one
+        # thread, bf16, 64 channels at 128x224, batch 4: 6.7 vs 6.8 ms).
+        return self._add_into(x, ws.take(self.out_shape(x), x.dtype).zero_(), act)
+
+    def add(
+        self, x: torch.Tensor, other: torch.Tensor, act: str = "none", into: bool = False
+    ) -> torch.Tensor:
+        """conv(x) + bias + other, then ``act``; ``other`` has the output's shape. With
+        ``into``, the result is written over ``other`` (which the caller no longer needs)."""
+        if into:
+            return self._add_into(x, other, act)
         return self._binary(
             x, other, self.weight, self.bias, self.padding, self.stride, [1, 1], 1,
             "add", None, act, [], "",
+        )  # fmt: skip
+
+    def _add_into(self, x: torch.Tensor, out: torch.Tensor, act: str) -> torch.Tensor:
+        return self._binary_into(
+            out, x, self.weight, self.bias, self.padding, self.stride, [1, 1], 1,
+            "add", None, None if act == "none" else act, [], "",
         )  # fmt: skip
 
 
@@ -160,9 +250,17 @@ class _Block:
         self.conv2 = _Conv.of(block.conv2, dtype)
         self.down = None if block.downsample is None else _Conv.of(block.downsample[0], dtype)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x if self.down is None else self.down(x)
-        return self.conv2.add(self.conv1(x, "relu"), shortcut, "relu")
+    def __call__(self, x: torch.Tensor, ws: Workspace, keep_input: bool = False) -> torch.Tensor:
+        """The block's output, written over its shortcut (``x`` itself unless
+        ``keep_input``: x is also a skip feature of the decoder)."""
+        h = self.conv1(x, "relu", ws)
+        if self.down is not None:
+            shortcut = self.down(x, ws=ws)
+        elif keep_input:
+            shortcut = ws.take(tuple(x.shape), x.dtype).copy_(x)
+        else:
+            shortcut = x
+        return self.conv2.add(h, shortcut, "relu", into=True)
 
 
 class _UpBlock:
@@ -188,17 +286,17 @@ class _UpBlock:
         self.skip = _Conv(k_skip, conv1.bias, dtype)
         self.conv2 = _Conv.of(conv2, dtype)
 
-    def __call__(self, y: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+    def __call__(self, y: torch.Tensor, skip: torch.Tensor, ws: Workspace) -> torch.Tensor:
         h, w = y.shape[-2:]
         big_h, big_w = skip.shape[-2:]
         if self.sub is not None and (big_h, big_w) == (2 * h, 2 * w) and h >= 2 and w >= 2:
-            phases = self.sub(F.pad(y, (1, 1, 1, 1), mode="replicate"))  # (n, 4*o, h, w)
-            up = _interleave(phases, self.out_ch)
+            phases = self.sub(_pad1(y, ws), ws=ws)  # (n, 4*o, h, w)
+            up = _interleave(phases, self.out_ch, ws)
+            del phases
             self._exact_frame(up, y)
         else:  # odd sizes: the plain way
-            u = F.interpolate(y, size=(big_h, big_w), mode="bilinear", align_corners=False)
-            up = self.up(u.contiguous(memory_format=torch.channels_last))
-        return self.conv2(self.skip.add(skip, up, "relu"), "relu")
+            up = self.up(_upsample(y, (big_h, big_w), ws), ws=ws)
+        return self.conv2(self.skip.add(skip, up, "relu", into=True), "relu", ws)
 
     def _exact_frame(self, up: torch.Tensor, y: torch.Tensor) -> None:
         """Recompute the outermost rows and columns of ``up`` (in place), where the
@@ -227,14 +325,27 @@ class _UpBlock:
         )
 
 
-def _interleave(phases: torch.Tensor, o: int) -> torch.Tensor:
+def _interleave(phases: torch.Tensor, o: int, ws: Workspace) -> torch.Tensor:
     """(n, 4*o, h, w) channels_last, channels (a, b, c) -> (n, o, 2h, 2w) channels_last,
     phase (a, b) at pixel (2i + a, 2j + b)."""
     n, _, h, w = phases.shape
     src = phases.permute(0, 2, 3, 1).reshape(n, h, w, 2, 2, o)
-    out = torch.empty((n, h, 2, w, 2, o), dtype=phases.dtype, device=phases.device)
+    out = ws.take((n, h, 2, w, 2, o), phases.dtype, channels_last=False)
     out.copy_(src.permute(0, 1, 3, 2, 4, 5))
     return out.view(n, 2 * h, 2 * w, o).permute(0, 3, 1, 2)
+
+
+def _pad1(y: torch.Tensor, ws: Workspace) -> torch.Tensor:
+    """``F.pad(y, (1, 1, 1, 1), mode="replicate")`` into a workspace buffer."""
+    n, c, h, w = y.shape
+    out = ws.take((n, c, h + 2, w + 2), y.dtype)
+    return torch.ops.aten.replication_pad2d.out(y, [1, 1, 1, 1], out=out)
+
+
+def _upsample(y: torch.Tensor, size: tuple[int, int], ws: Workspace) -> torch.Tensor:
+    """Bilinear resize (align_corners=False) of (n, c, h, w) to ``size``, channels_last."""
+    out = ws.take((y.shape[0], y.shape[1], *size), y.dtype)
+    return torch.ops.aten.upsample_bilinear2d.out(y, list(size), False, None, None, out=out)
 
 
 def _phase_kernel(weight: torch.Tensor) -> torch.Tensor:
@@ -281,14 +392,14 @@ class _Tail:
         self.conv2 = _Conv(_phase_kernel(conv2.weight), _tile(conv2.bias), dtype)
         self.head_p = _Conv(_phase_kernel(head.weight), _tile(head.bias), dtype)
 
-    def __call__(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """y: (n, c, h, w) the previous stage; x: (n, 1, 2h, 2w) the input L.
+    def __call__(self, y: torch.Tensor, x: torch.Tensor, ws: Workspace) -> torch.Tensor:
+        """y: (n, c, h, w) the previous stage; x: (n, 1, 2h, 2w) the input L, channels_last.
         Returns the head's output before tanh, (n, 2, 2h, 2w)."""
         n, _, h, w = y.shape
         sub = self.block.sub
         if sub is None or x.shape[-2:] != (2 * h, 2 * w) or h < 2 or w < 2:
-            return self.head(self.block(y, x))
-        phases = sub(F.pad(y, (1, 1, 1, 1), mode="replicate"))  # (n, 4*o, h, w)
+            return self.head(self.block(y, x, ws), ws=ws)
+        phases = sub(_pad1(y, ws), ws=ws)  # (n, 4*o, h, w)
         o = self.block.out_ch
         grid = phases.permute(0, 2, 3, 1).view(n, h, w, 2, 2, o)  # (a, b, o) per pixel
         top, bottom, left, right = self.block.frame(y)
@@ -303,10 +414,16 @@ class _Tail:
         grid[:, h - 1, :, 1] = row(bottom)
         grid[:, :, 0, :, 0] = col(left)
         grid[:, :, w - 1, :, 1] = col(right)
-        phases_l = F.pixel_unshuffle(x, 2).contiguous(memory_format=torch.channels_last)
-        z = self.skip.add(phases_l, phases, "relu")
-        z = self.conv2(z, "relu")
-        return _interleave(self.head_p(z), 2)
+        # F.pixel_unshuffle(x, 2), written into a channels_last buffer: channel 2a + b
+        # holds the pixels (2i + a, 2j + b)
+        phases_l = ws.take((n, 4, h, w), x.dtype)
+        phases_l.permute(0, 2, 3, 1).view(n, h, w, 2, 2).copy_(
+            x.permute(0, 2, 3, 1).view(n, h, 2, w, 2).permute(0, 1, 3, 2, 4)
+        )
+        z = self.skip.add(phases_l, phases, "relu", into=True)
+        del phases_l
+        z = self.conv2(z, "relu", ws)
+        return _interleave(self.head_p(z, ws=ws), 2, ws)
 
 
 def _tile(bias: torch.Tensor | None) -> torch.Tensor | None:
@@ -327,6 +444,7 @@ class FusedGenerator:
     """
 
     def __init__(self, model: UNetGenerator, dtype: torch.dtype = torch.bfloat16) -> None:
+        self._local = threading.local()  # each calling thread's Workspace
         if model.training:
             raise ValueError("FusedGenerator needs an eval-mode model")
         if not isinstance(model.stem[1], nn.Identity):
@@ -362,18 +480,29 @@ class FusedGenerator:
         with torch.inference_mode(), torch.autocast("cpu", enabled=False):
             return self._forward(x)
 
+    def workspace(self) -> Workspace:
+        """The calling thread's activation buffers."""
+        ws: Workspace | None = getattr(self._local, "ws", None)
+        if ws is None:
+            ws = self._local.ws = Workspace()
+        return ws
+
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        ws = self.workspace()
+        ws.begin(tuple(x.shape))
         # A one-channel tensor is "contiguous" in both layouts and keeps its NCHW strides
         # through .contiguous(channels_last); oneDNN then takes its unfused path for the
         # skip join of the last stage. Copy into channels_last strides explicitly.
-        x = torch.empty(x.shape, dtype=self.dtype, memory_format=torch.channels_last).copy_(x)
-        y = self.stem(x, "relu")
+        x = ws.take(tuple(x.shape), self.dtype).copy_(x)
+        y = self.stem(x, "relu", ws)
         feats = [x, y]
-        y = _max_pool_after_relu(y)
-        for layer in self.layers:
-            for block in layer:
-                y = block(y)
+        y = _max_pool_after_relu(y, ws)
+        for i, layer in enumerate(self.layers):
+            for j, block in enumerate(layer):
+                y = block(y, ws, keep_input=j == 0 and i > 0)  # feats[-1] is y
             feats.append(y)
         for block, skip in zip(self.decoder, reversed(feats[1:-1]), strict=True):
-            y = block(y, skip)
-        return torch.tanh(self.tail(y, x).float())
+            y = block(y, skip, ws)
+        head = self.tail(y, x, ws)
+        del feats, x, y
+        return ws.take(tuple(head.shape), torch.float32).copy_(head).tanh_()

@@ -148,3 +148,41 @@ def test_cpu_runner_falls_back_to_torchscript(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(fused, "available", lambda dtype=torch.float32: False)
     assert isinstance(cpu_runner(model, torch.float32, cfg), torch.jit.ScriptModule)
     assert cpu_runner(model, torch.float32, replace(cfg, runtime="eager")) is model
+
+
+def test_workspace_hands_a_buffer_out_again_only_once_every_view_of_it_is_gone() -> None:
+    ws = fused.Workspace()
+    ws.begin((1,))
+    a = ws.take((2, 3, 4, 5), torch.float32)
+    assert a.is_contiguous(memory_format=torch.channels_last)
+    view = a.permute(0, 2, 3, 1)
+    del a
+    b = ws.take((2, 3, 4, 5), torch.float32)  # `view` still uses the first buffer
+    assert b.data_ptr() != view.data_ptr() and ws.allocated == 2
+    first = view.data_ptr()
+    del view
+    assert ws.take((2, 3, 4, 5), torch.float32).data_ptr() == first
+    assert ws.allocated == 2
+    ws.begin((2,))  # another input shape: the buffers of the last one are let go
+    assert ws.buffers() == 0
+
+
+@needs_onednn
+def test_runner_reuses_its_workspace_and_never_overwrites_an_output_still_held() -> None:
+    model = _model()
+    runner = fused.FusedGenerator(model, torch.float32)
+    x1, x2 = (torch.rand(2, 1, 64, 96) * 2 - 1 for _ in range(2))
+    with torch.inference_mode():
+        want1 = model(x1)
+    first = runner(x1)
+    made = runner.workspace().allocated
+    second = runner(x2)  # `first` is held: only a new output buffer is made
+    assert runner.workspace().allocated == made + 1
+    assert torch.allclose(first, want1, atol=1e-5)
+    del first, second
+    again = runner(x1)
+    assert runner.workspace().allocated == made + 1
+    assert torch.allclose(again, want1, atol=1e-5)
+    del again
+    runner(torch.rand(2, 1, 64, 64) * 2 - 1)  # a new shape: only its buffers are kept
+    assert runner.workspace().buffers() == made  # (same layers, same count), not 2 * made
