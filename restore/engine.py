@@ -224,22 +224,22 @@ def refine_ab(
     return out
 
 
-def scale_chroma(ab: np.ndarray, factor: float) -> np.ndarray:
-    """ab times ``factor``, clamped to [-110, 110] (same array back when ``factor`` is 1).
+def scale_chroma(ab: np.ndarray, factor: float, out: np.ndarray | None = None) -> np.ndarray:
+    """ab times ``factor``, clamped to [-110, 110] (same array back when ``factor`` is 1
+    and no ``out`` is given).
 
     Args:
         ab: (..., 2) float32 ab.
         factor: >= 0; 0 gives gray.
+        out: optional float32 array of ab's shape to write into (may be ``ab``).
     """
-    if factor == 1.0:
-        return ab
-    out = ab * np.float32(factor)
+    if out is None:
+        if factor == 1.0:
+            return ab
+        out = ab * np.float32(factor)
+    else:
+        np.multiply(ab, np.float32(factor), out=out)
     return np.clip(out, -110.0, 110.0, out=out)
-
-
-def _copy_into(dst: np.ndarray, src: np.ndarray) -> np.ndarray:
-    np.copyto(dst, src)
-    return dst
 
 
 class Colorizer:
@@ -282,11 +282,14 @@ class Colorizer:
     # -- model -----------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def predict(self, l_small: Sequence[np.ndarray]) -> list[np.ndarray]:
+    def predict(
+        self, l_small: Sequence[np.ndarray], pool: ArrayPool | None = None
+    ) -> list[np.ndarray]:
         """Run the generator on lightness maps already at render size.
 
         Args:
             l_small: each (h, w) float32 L in [0, 100], h and w multiples of 32 (may differ).
+            pool: where the input batch and the returned arrays come from, if given.
         Returns:
             Per input, (h, w, 2) float32 ab in [-110, 110].
         """
@@ -294,7 +297,8 @@ class Colorizer:
             return []
         hmax = max(x.shape[0] for x in l_small)
         wmax = max(x.shape[1] for x in l_small)
-        batch = np.empty((len(l_small), 1, hmax, wmax), dtype=np.float32)
+        shape = (len(l_small), 1, hmax, wmax)
+        batch = pool.take(shape) if pool is not None else np.empty(shape, dtype=np.float32)
         for i, x in enumerate(l_small):
             h, w = x.shape
             padded = (
@@ -309,16 +313,18 @@ class Colorizer:
         enabled = self.dtype != torch.float32  # (the fused runner turns it off itself)
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=enabled):
             out = self.runner(t)  # (B, 2, H, W) in [-1, 1]
+        del t, batch
         ab = color.denormalize_ab(out.float()).permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, 2)
-        crops = [
-            np.ascontiguousarray(ab[i, : x.shape[0], : x.shape[1]]) for i, x in enumerate(l_small)
-        ]
+        del out
+        crops = [ab[i, : x.shape[0], : x.shape[1]] for i, x in enumerate(l_small)]
         if self.config.refine_radius > 0:
             crops = [
-                refine_ab(x, a, self.config.refine_radius)
+                refine_ab(x, np.ascontiguousarray(a), self.config.refine_radius)
                 for x, a in zip(l_small, crops, strict=True)
             ]
-        return [scale_chroma(a, self.chroma) for a in crops]
+        if pool is None:
+            return [scale_chroma(np.ascontiguousarray(a), self.chroma) for a in crops]
+        return [scale_chroma(a, self.chroma, out=pool.take(a.shape)) for a in crops]
 
     # -- full resolution ---------------------------------------------------------------------
 
@@ -359,10 +365,7 @@ class Colorizer:
         for i in range(0, len(lightness), bs):
             chunk = [self.downsize(x, pool) for x in lightness[i : i + bs]]
             small += chunk
-            ab = self.predict(chunk)
-            if pool is not None:
-                ab = [_copy_into(pool.take(a.shape), a) for a in ab]
-            out += ab
+            out += self.predict(chunk, pool)
         return small, out
 
     def ab_full(self, lightness: Sequence[np.ndarray]) -> list[np.ndarray]:

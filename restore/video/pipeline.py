@@ -257,6 +257,7 @@ class _Run:
         # Each frame's arrays are made in one thread and freed in another: recycled, so once
         # the queues have filled they are no longer allocated at all (see restore.buffers).
         self.pool = ArrayPool()
+        self.rgb: np.ndarray | None = None  # the writer's merge buffer
         self.stop = threading.Event()
         self.errors: list[BaseException] = []
         tb = video_in.time_base or Fraction(1, 90000)
@@ -535,7 +536,11 @@ class _Run:
 
     def _encodable(self, it: FrameItem) -> av.VideoFrame:
         assert it.ab is not None
-        rgb = color.merge_l_ab_u8(it.lightness, it.ab)  # (H, W, 3) uint8, ab upsampled
+        # (H, W, 3) uint8, ab upsampled; one buffer, reused (the encoder's frame is a copy)
+        shape = (*it.lightness.shape, 3)
+        if self.rgb is None or self.rgb.shape != shape:
+            self.rgb = np.empty(shape, np.uint8)
+        rgb = color.merge_l_ab_u8(it.lightness, it.ab, out=self.rgb)
         size = self.layout.size
         if abs(rgb.shape[1] - size[0]) > 1 or abs(rgb.shape[0] - size[1]) > 1:
             self.resized_frames += 1  # the input changed resolution mid-stream
