@@ -27,6 +27,7 @@ Measured with ``python -m benchmarks.run --only model`` (benchmarks/RESULTS.md).
 
 from __future__ import annotations
 
+import math
 import threading
 
 import numba as nb
@@ -65,10 +66,11 @@ def _uses(t: torch.Tensor) -> int:
 class Workspace:
     """One thread's activation buffers, reused by its next call of the same input shape.
 
-    Why: a forward pass allocates and frees ~300 MB in 1-15 MB blocks (256x448, batch 4);
-    two workers doing that in one heap fragment it, and a long film's peak memory crept
-    above a short one's (benchmarks/RESULTS.md, 2026-11-22). With the buffers kept, a
-    film's calls allocate no activations after the first.
+    Why: a forward pass takes 127 MiB in 34 blocks of 0.4-14 MiB (bf16, batch 4 at
+    256x448); two workers allocating and freeing those in one heap fragment it, and a long
+    film's peak memory crept above a short one's (benchmarks/RESULTS.md, 2026-11-22). With
+    the buffers kept (91 MiB per thread at that size: a block is reused for any smaller
+    one), a film's calls allocate no activations after the first.
 
     :meth:`take` hands out a view of a buffer; a buffer is free again once no tensor other
     than the workspace's own refers to its memory, so an output the caller still holds is
@@ -79,7 +81,7 @@ class Workspace:
     def __init__(self) -> None:
         self.allocated = 0  # buffers made (a figure for tests)
         self._shape: tuple[int, ...] | None = None
-        self._buffers: dict[tuple[object, ...], list[tuple[torch.Tensor, int]]] = {}
+        self._buffers: list[tuple[torch.Tensor, int]] = []  # (bytes, its idle use count)
 
     def begin(self, input_shape: tuple[int, ...]) -> None:
         """Start a call on an input of ``input_shape``."""
@@ -89,27 +91,33 @@ class Workspace:
 
     def buffers(self) -> int:
         """Buffers held."""
-        return sum(len(v) for v in self._buffers.values())
+        return len(self._buffers)
+
+    def nbytes(self) -> int:
+        """Bytes held."""
+        return sum(b.numel() for b, _ in self._buffers)
 
     def take(
         self, shape: tuple[int, ...], dtype: torch.dtype, channels_last: bool = True
     ) -> torch.Tensor:
-        """A tensor of ``shape`` (channels_last if 4-D and asked) with undefined contents."""
+        """A tensor of ``shape`` (channels_last if 4-D and asked) with undefined contents:
+        a view of the smallest free buffer that holds it, else of a new one."""
         shape = tuple(int(n) for n in shape)
-        key = (shape, dtype, channels_last)
-        entries = self._buffers.setdefault(key, [])
-        for buffer, idle in entries:
-            if _uses(buffer) == idle:
-                return buffer.detach()  # a new view: counts as a use until dropped
-        layout = torch.channels_last if channels_last and len(shape) == 4 else None
-        buffer = (
-            torch.empty(shape, dtype=dtype, memory_format=layout)
-            if layout is not None
-            else torch.empty(shape, dtype=dtype)
-        )
-        entries.append((buffer, _uses(buffer)))
-        self.allocated += 1
-        return buffer.detach()
+        need = math.prod(shape) * dtype.itemsize
+        best: torch.Tensor | None = None
+        for buffer, idle in self._buffers:
+            size = buffer.numel()
+            if size >= need and (best is None or size < best.numel()) and _uses(buffer) == idle:
+                best = buffer
+        if best is None:
+            best = torch.empty(need, dtype=torch.uint8)
+            self._buffers.append((best, _uses(best)))
+            self.allocated += 1
+        flat = best[:need].view(dtype)  # a new view: counts as a use until dropped
+        if channels_last and len(shape) == 4:
+            n, c, h, w = shape
+            return flat.view(n, h, w, c).permute(0, 3, 1, 2)
+        return flat.view(shape)
 
 
 def available(dtype: torch.dtype = torch.float32) -> bool:
