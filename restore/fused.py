@@ -122,11 +122,14 @@ class Workspace:
 
 def available(dtype: torch.dtype = torch.float32) -> bool:
     """True if this PyTorch build has the oneDNN fused convolution operators for ``dtype``
-    (float32, or bfloat16 on a CPU with native bf16)."""
+    (float32, or bfloat16 on a CPU with native bf16), their in-place form, and the storage
+    use count :class:`Workspace` relies on (private APIs, checked rather than assumed)."""
     try:
         if not (
             torch.backends.mkldnn.is_available()
             and hasattr(torch.ops.mkldnn._convolution_pointwise, "binary")
+            and hasattr(torch.ops.mkldnn._convolution_pointwise_, "binary")
+            and hasattr(torch._C, "_storage_Use_Count")
         ):
             return False
         if dtype == torch.bfloat16:

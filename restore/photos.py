@@ -36,6 +36,7 @@ from restore.imageio import (
     write_image,
 )
 from restore.jobs import TEMP_MARK, FileResult, Status, atomic_output, is_temp
+from restore.runtime import release_free_memory
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,11 @@ class Plan:
 
 
 # ----------------------------------------------------------------------------- planning
+
+
+#: Files between two returns of free heap pages to the system (runtime.release_free_memory):
+#: after a large scan, resident memory goes back to what the next files use.
+RELEASE_EVERY = 32
 
 
 def default_output_root(folder: Path) -> Path:
@@ -329,6 +335,7 @@ def run(
     batches, so decoding and merging overlap the generator; ``on_result`` is still called
     from the caller's thread, one call at a time.
     """
+    on_result = _releasing(on_result)
     workers = max(1, colorizer.config.workers)
     if workers == 1:
         _run_serial(tasks, colorizer, config, on_result, marking)
@@ -370,6 +377,20 @@ def run(
             raise
         for f in futures:
             f.result()  # a bug in a worker surfaces here
+
+
+def _releasing(on_result: Callable[[FileResult], None]) -> Callable[[FileResult], None]:
+    """``on_result``, plus release_free_memory() after every RELEASE_EVERY results."""
+    count = 0
+
+    def call(result: FileResult) -> None:
+        nonlocal count
+        on_result(result)
+        count += 1
+        if count % RELEASE_EVERY == 0:
+            release_free_memory()
+
+    return call
 
 
 def _run_serial(

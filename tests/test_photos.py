@@ -181,6 +181,18 @@ def test_run_keeps_size_depth_and_lightness(tmp_path: Path, colorizer: Colorizer
         assert r.extra["bit_depth"] == (16 if src.dtype == np.uint16 else 8)
 
 
+def test_free_heap_pages_are_released_as_the_run_goes(
+    tmp_path: Path, colorizer: Colorizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    monkeypatch.setattr(photos, "RELEASE_EVERY", 3)
+    monkeypatch.setattr(photos, "release_free_memory", lambda: calls.append(1))
+    make_tree(tmp_path / "in")
+    p = photos.plan([tmp_path / "in"], tmp_path / "out")
+    results = run_all(p.tasks, colorizer)
+    assert len(results) == 5 and len(calls) == 5 // 3
+
+
 def test_second_run_skips_and_newer_inputs_are_redone(tmp_path: Path, colorizer: Colorizer) -> None:
     make_tree(tmp_path / "in")
     p = photos.plan([tmp_path / "in"])
