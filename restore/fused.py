@@ -51,6 +51,18 @@ _PHASE = torch.tensor(
 )
 
 
+#: Convolutions whose output has at least this many bytes write it into the calling
+#: thread's :class:`Workspace`; smaller outputs are allocated by oneDNN. Writing into a
+#: buffer means zeroing it first (oneDNN fills a given tensor only as the addend of a
+#: post-op), which costs time in proportion to its size. At 256x448, bf16, batch 4, one
+#: thread (/work/exp ad-hoc A/B in one process, medians of 12): every output into the
+#: workspace 109.4 ms per call, the 14 MiB ones only (this value) 103.4, none 97.6, before
+#: the workspace 99.0. The 14 MiB ones (the stem's output, a skip feature held through the
+#: call, and the full-resolution phase maps of the tail) are those that moved a long
+#: film's peak memory: with them allocated per call the heap's size moved by 14 MiB steps
+#: during a 60 s clip; with them in the workspace it stayed within 7 MiB.
+CONV_INTO_WORKSPACE_BYTES = 8 << 20
+
 #: The sub-pixel form is used for decoder stages with at most this many output channels:
 #: the wide, thin, full-resolution ones. Deeper stages are small in area and large in
 #: weights, and four phase kernels cost more than the upsampling they save (256x448, bf16,
@@ -66,11 +78,12 @@ def _uses(t: torch.Tensor) -> int:
 class Workspace:
     """One thread's activation buffers, reused by its next call of the same input shape.
 
-    Why: a forward pass takes 127 MiB in 34 blocks of 0.4-14 MiB (bf16, batch 4 at
-    256x448); two workers allocating and freeing those in one heap fragment it, and a long
-    film's peak memory crept above a short one's (benchmarks/RESULTS.md, 2026-11-22). With
-    the buffers kept (91 MiB per thread at that size: a block is reused for any smaller
-    one), a film's calls allocate no activations after the first.
+    Why: a forward pass needs 127 MiB in blocks of 0.4-14 MiB (bf16, batch 4 at 256x448);
+    two workers allocating and freeing those in one heap fragment it, and a long film's
+    peak memory crept above a short one's (benchmarks/RESULTS.md, 2026-11-22). Kept here:
+    every intermediate that is not a convolution's output, every residual and skip sum
+    (written over their addend), and the convolution outputs of at least
+    CONV_INTO_WORKSPACE_BYTES; a free buffer serves any request it holds.
 
     :meth:`take` hands out a view of a buffer; a buffer is free again once no tensor other
     than the workspace's own refers to its memory, so an output the caller still holds is
@@ -224,15 +237,16 @@ class _Conv:
     def __call__(
         self, x: torch.Tensor, act: str = "none", ws: Workspace | None = None
     ) -> torch.Tensor:
-        """conv(x) + bias, then ``act`` ("none" | "relu"); the output from ``ws`` if given."""
-        if ws is None:
+        """conv(x) + bias, then ``act`` ("none" | "relu"). With ``ws``, an output of at
+        least CONV_INTO_WORKSPACE_BYTES is written into a workspace buffer."""
+        shape = self.out_shape(x)
+        if ws is None or math.prod(shape) * x.element_size() < CONV_INTO_WORKSPACE_BYTES:
             return self._unary(
                 x, self.weight, self.bias, self.padding, self.stride, [1, 1], 1, act, [], ""
             )
         # oneDNN writes into a given tensor only as the addend of a binary post-op: start
-        # it at zero (as fast as the unary call, which allocates: an ad-hoc timing, one
-        # thread, bf16, 64 channels at 128x224, batch 4: 6.7 vs 6.8 ms).
-        return self._add_into(x, ws.take(self.out_shape(x), x.dtype).zero_(), act)
+        # it at zero
+        return self._add_into(x, ws.take(shape, x.dtype).zero_(), act)
 
     def add(
         self, x: torch.Tensor, other: torch.Tensor, act: str = "none", into: bool = False

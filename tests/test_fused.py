@@ -44,10 +44,20 @@ SHAPES = [
 ]
 
 
+@pytest.fixture(params=["conv outputs allocated", "conv outputs into the workspace"])
+def conv_into_workspace(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Both ways a convolution's output is made (test inputs are too small to reach the
+    size that sends it to the workspace, so that case lowers the size to 0)."""
+    into = request.param.endswith("workspace")
+    if into:
+        monkeypatch.setattr(fused, "CONV_INTO_WORKSPACE_BYTES", 0)
+    return into
+
+
 @needs_onednn
 @pytest.mark.parametrize(("decoder", "batch", "height", "width"), SHAPES)
 def test_fp32_matches_the_model_everywhere_including_the_border(
-    decoder: tuple[int, ...], batch: int, height: int, width: int
+    decoder: tuple[int, ...], batch: int, height: int, width: int, conv_into_workspace: bool
 ) -> None:
     model = _model(decoder)
     runner = fused.FusedGenerator(model, torch.float32)
@@ -74,7 +84,7 @@ def test_sub_pixel_stages_are_the_thin_ones() -> None:
 
 
 @needs_bf16
-def test_bf16_matches_the_model_under_autocast() -> None:
+def test_bf16_matches_the_model_under_autocast(conv_into_workspace: bool) -> None:
     model = _model()
     runner = fused.FusedGenerator(model, torch.bfloat16)
     x = torch.rand(2, 1, 64, 96) * 2 - 1
@@ -82,8 +92,22 @@ def test_bf16_matches_the_model_under_autocast() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16):
             want = model(x).float()
         got = runner(x)
+        again = runner(x)  # from reused buffers
     diff = (got - want).abs()  # tanh units: 0.01 is about 1 ab unit
     assert diff.mean() < 1e-3 and diff.max() < 0.03
+    assert torch.equal(got, again)
+
+
+@needs_onednn
+def test_large_conv_outputs_go_to_the_workspace(monkeypatch: pytest.MonkeyPatch) -> None:
+    runner = fused.FusedGenerator(_model(), torch.float32)
+    x = torch.rand(2, 1, 64, 96) * 2 - 1
+    runner(x)
+    few = runner.workspace().nbytes()
+    monkeypatch.setattr(fused, "CONV_INTO_WORKSPACE_BYTES", 0)
+    runner(torch.rand(1, 1, 64, 96))  # another shape: a fresh workspace
+    runner(x)
+    assert runner.workspace().nbytes() > few
 
 
 @needs_onednn
