@@ -63,6 +63,10 @@ _PHASE = torch.tensor(
 #: during a 60 s clip; with them in the workspace it stayed within 7 MiB.
 CONV_INTO_WORKSPACE_BYTES = 8 << 20
 
+#: A workspace holding more buffers than this starts again at its next call (a safety
+#: net: one call of the shipped generator needs 15).
+MAX_BUFFERS = 256
+
 #: The sub-pixel form is used for decoder stages with at most this many output channels:
 #: the wide, thin, full-resolution ones. Deeper stages are small in area and large in
 #: weights, and four phase kernels cost more than the upsampling they save (256x448, bf16,
@@ -75,15 +79,28 @@ def _uses(t: torch.Tensor) -> int:
     return int(torch._C._storage_Use_Count(t.untyped_storage()._cdata))
 
 
+def _use_count_works() -> bool:
+    """True if :func:`_uses` counts views as :class:`Workspace` needs: a view adds exactly
+    one, dropping it takes it back (a private API, so its behaviour is checked)."""
+    buffer = torch.empty(8, dtype=torch.uint8)
+    idle = _uses(buffer)
+    view = buffer[:4].view(torch.int16)
+    busy = _uses(buffer)
+    del view
+    return busy == idle + 1 and _uses(buffer) == idle
+
+
 class Workspace:
     """One thread's activation buffers, reused by its next call of the same input shape.
 
-    Why: a forward pass needs 127 MiB in blocks of 0.4-14 MiB (bf16, batch 4 at 256x448);
-    two workers allocating and freeing those in one heap fragment it, and a long film's
-    peak memory crept above a short one's (benchmarks/RESULTS.md, 2026-11-22). Kept here:
-    every intermediate that is not a convolution's output, every residual and skip sum
-    (written over their addend), and the convolution outputs of at least
-    CONV_INTO_WORKSPACE_BYTES; a free buffer serves any request it holds.
+    Why: a forward pass allocates 127 MiB in all, in blocks of 0.4-14 MiB (bf16, batch 4
+    at 256x448; 74 MiB live at most); two workers allocating and freeing those in one heap
+    fragment it, and a long film's peak memory crept above a short one's
+    (benchmarks/RESULTS.md, 2026-11-22). Taken from here: the input copy, the 16-bit max
+    pooling, the padded and upsampled maps, the interleaved phases, the output, and the
+    convolution outputs of at least CONV_INTO_WORKSPACE_BYTES; the residual and skip sums
+    are written over their addend, wherever that came from. A free buffer serves any
+    request it holds (66 MiB per thread at that size).
 
     :meth:`take` hands out a view of a buffer; a buffer is free again once no tensor other
     than the workspace's own refers to its memory, so an output the caller still holds is
@@ -94,13 +111,19 @@ class Workspace:
     def __init__(self) -> None:
         self.allocated = 0  # buffers made (a figure for tests)
         self._shape: tuple[int, ...] | None = None
-        self._buffers: list[tuple[torch.Tensor, int]] = []  # (bytes, its idle use count)
+        # (a flat uint8 buffer, its use count when nothing else refers to it)
+        self._buffers: list[tuple[torch.Tensor, int]] = []
 
     def begin(self, input_shape: tuple[int, ...]) -> None:
         """Start a call on an input of ``input_shape``."""
-        if input_shape != self._shape:
-            self._buffers.clear()
+        if input_shape != self._shape or len(self._buffers) > MAX_BUFFERS:
+            self.clear()
             self._shape = input_shape
+
+    def clear(self) -> None:
+        """Let every buffer go (those still in use live on in their views)."""
+        self._buffers.clear()
+        self._shape = None
 
     def buffers(self) -> int:
         """Buffers held."""
@@ -135,14 +158,14 @@ class Workspace:
 
 def available(dtype: torch.dtype = torch.float32) -> bool:
     """True if this PyTorch build has the oneDNN fused convolution operators for ``dtype``
-    (float32, or bfloat16 on a CPU with native bf16), their in-place form, and the storage
-    use count :class:`Workspace` relies on (private APIs, checked rather than assumed)."""
+    (float32, or bfloat16 on a CPU with native bf16), in the in-place form too, and the
+    storage use count :class:`Workspace` relies on behaves as it needs."""
     try:
         if not (
             torch.backends.mkldnn.is_available()
-            and hasattr(torch.ops.mkldnn._convolution_pointwise, "binary")
+            and hasattr(torch.ops.mkldnn._convolution_pointwise, "default")
             and hasattr(torch.ops.mkldnn._convolution_pointwise_, "binary")
-            and hasattr(torch._C, "_storage_Use_Count")
+            and _use_count_works()
         ):
             return False
         if dtype == torch.bfloat16:
@@ -214,7 +237,6 @@ class _Conv:
         self.out_channels, _, self.kh, self.kw = self.weight.shape
         # looked up here, not at import: builds without oneDNN lack them (see available())
         self._unary = torch.ops.mkldnn._convolution_pointwise.default
-        self._binary = torch.ops.mkldnn._convolution_pointwise.binary
         self._binary_into = torch.ops.mkldnn._convolution_pointwise_.binary
 
     @classmethod
@@ -246,23 +268,13 @@ class _Conv:
             )
         # oneDNN writes into a given tensor only as the addend of a binary post-op: start
         # it at zero
-        return self._add_into(x, ws.take(shape, x.dtype).zero_(), act)
+        return self.add_into(x, ws.take(shape, x.dtype).zero_(), act)
 
-    def add(
-        self, x: torch.Tensor, other: torch.Tensor, act: str = "none", into: bool = False
-    ) -> torch.Tensor:
-        """conv(x) + bias + other, then ``act``; ``other`` has the output's shape. With
-        ``into``, the result is written over ``other`` (which the caller no longer needs)."""
-        if into:
-            return self._add_into(x, other, act)
-        return self._binary(
-            x, other, self.weight, self.bias, self.padding, self.stride, [1, 1], 1,
-            "add", None, act, [], "",
-        )  # fmt: skip
-
-    def _add_into(self, x: torch.Tensor, out: torch.Tensor, act: str) -> torch.Tensor:
+    def add_into(self, x: torch.Tensor, other: torch.Tensor, act: str = "none") -> torch.Tensor:
+        """conv(x) + bias + other, then ``act``, written over ``other`` (of the output's
+        shape, no longer needed by the caller); returns it."""
         return self._binary_into(
-            out, x, self.weight, self.bias, self.padding, self.stride, [1, 1], 1,
+            other, x, self.weight, self.bias, self.padding, self.stride, [1, 1], 1,
             "add", None, None if act == "none" else act, [], "",
         )  # fmt: skip
 
@@ -275,17 +287,13 @@ class _Block:
         self.conv2 = _Conv.of(block.conv2, dtype)
         self.down = None if block.downsample is None else _Conv.of(block.downsample[0], dtype)
 
-    def __call__(self, x: torch.Tensor, ws: Workspace, keep_input: bool = False) -> torch.Tensor:
-        """The block's output, written over its shortcut (``x`` itself unless
-        ``keep_input``: x is also a skip feature of the decoder)."""
+    def __call__(self, x: torch.Tensor, ws: Workspace) -> torch.Tensor:
+        """The block's output, written over its shortcut: ``down(x)``, or ``x`` itself
+        (which must not be needed afterwards: :class:`FusedGenerator` checks that the
+        blocks whose input is a skip feature have a downsampling shortcut)."""
         h = self.conv1(x, "relu", ws)
-        if self.down is not None:
-            shortcut = self.down(x, ws=ws)
-        elif keep_input:
-            shortcut = ws.take(tuple(x.shape), x.dtype).copy_(x)
-        else:
-            shortcut = x
-        return self.conv2.add(h, shortcut, "relu", into=True)
+        shortcut = x if self.down is None else self.down(x, ws=ws)
+        return self.conv2.add_into(h, shortcut, "relu")
 
 
 class _UpBlock:
@@ -321,7 +329,7 @@ class _UpBlock:
             self._exact_frame(up, y)
         else:  # odd sizes: the plain way
             up = self.up(_upsample(y, (big_h, big_w), ws), ws=ws)
-        return self.conv2(self.skip.add(skip, up, "relu", into=True), "relu", ws)
+        return self.conv2(self.skip.add_into(skip, up, "relu"), "relu", ws)
 
     def _exact_frame(self, up: torch.Tensor, y: torch.Tensor) -> None:
         """Recompute the outermost rows and columns of ``up`` (in place), where the
@@ -445,7 +453,7 @@ class _Tail:
         phases_l.permute(0, 2, 3, 1).view(n, h, w, 2, 2).copy_(
             x.permute(0, 2, 3, 1).view(n, h, 2, w, 2).permute(0, 1, 3, 2, 4)
         )
-        z = self.skip.add(phases_l, phases, "relu", into=True)
+        z = self.skip.add_into(phases_l, phases, "relu")
         del phases_l
         z = self.conv2(z, "relu", ws)
         return _interleave(self.head_p(z, ws=ws), 2, ws)
@@ -461,11 +469,12 @@ class FusedGenerator:
 
     Build once from an eval-mode generator whose BatchNorm is folded
     (:func:`restore.engine.fold_batchnorm`); the weights are copied in ``dtype``. Calls
-    change no state and may run in several threads at once. Any batch and any size the
-    model takes.
+    may run in several threads at once; each thread keeps its own :class:`Workspace`
+    between calls (:meth:`release` lets it go). Any batch and any size the model takes.
 
     Call: (B, 1, H, W) float L in [-1, 1] (any float dtype; H, W multiples of 32) ->
-    (B, 2, H, W) float32 ab in [-1, 1], channels_last.
+    (B, 2, H, W) float32 ab in [-1, 1], channels_last: a view of a workspace buffer (which
+    may be larger), not overwritten while the caller holds it.
     """
 
     def __init__(self, model: UNetGenerator, dtype: torch.dtype = torch.bfloat16) -> None:
@@ -483,6 +492,10 @@ class FusedGenerator:
             [_Block(b, dtype) for b in layer]
             for layer in (model.layer1, model.layer2, model.layer3, model.layer4)
         ]
+        # a block writes its output over x when it has no downsampling shortcut; the first
+        # blocks of layers 2-4 take a skip feature as x (ResNet18 downsamples there)
+        if any(layer[0].down is None for layer in self.layers[1:]):
+            raise ValueError("FusedGenerator needs a downsampling first block in layers 2-4")
         self.decoder = []
         in_ch = model.layer4[-1].conv2.out_channels
         for block in model.decoder:
@@ -512,6 +525,11 @@ class FusedGenerator:
             ws = self._local.ws = Workspace()
         return ws
 
+    def release(self) -> None:
+        """Let the calling thread's workspace go (e.g. before full-resolution work that
+        needs the memory more)."""
+        self._local.ws = None
+
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         ws = self.workspace()
         ws.begin(tuple(x.shape))
@@ -522,9 +540,9 @@ class FusedGenerator:
         y = self.stem(x, "relu", ws)
         feats = [x, y]
         y = _max_pool_after_relu(y, ws)
-        for i, layer in enumerate(self.layers):
-            for j, block in enumerate(layer):
-                y = block(y, ws, keep_input=j == 0 and i > 0)  # feats[-1] is y
+        for layer in self.layers:
+            for block in layer:
+                y = block(y, ws)
             feats.append(y)
         for block, skip in zip(self.decoder, reversed(feats[1:-1]), strict=True):
             y = block(y, skip, ws)

@@ -153,7 +153,9 @@ def test_max_pool_after_relu_is_torch_max_pool_bit_for_bit(height: int, width: i
 
 
 @needs_bf16
-def test_two_threads_calling_one_runner_get_the_single_threaded_results() -> None:
+def test_two_threads_calling_one_runner_get_the_single_threaded_results(
+    conv_into_workspace: bool,
+) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     runner = fused.FusedGenerator(_model((16, 16, 8, 8, 8)), torch.bfloat16)
@@ -215,3 +217,21 @@ def test_runner_reuses_its_workspace_and_never_overwrites_an_output_still_held()
     assert runner.workspace().allocated == settled  # nothing new once under way
     runner(torch.rand(2, 1, 64, 64) * 2 - 1)  # a new shape: only its buffers are kept
     assert runner.workspace().buffers() <= made  # not the last shape's as well
+
+
+@needs_onednn
+def test_engine_lets_the_calling_threads_workspace_go() -> None:
+    col = Colorizer(_model(), EngineConfig(device="cpu", precision="fp32"))
+    assert isinstance(col.runner, fused.FusedGenerator)
+    col.predict([np.full((64, 96), 50.0, np.float32)])
+    assert col.runner.workspace().buffers() > 0
+    col.release_workspace()
+    assert col.runner.workspace().buffers() == 0
+
+
+@needs_onednn
+def test_a_block_that_would_overwrite_a_skip_feature_is_refused() -> None:
+    model = _model()
+    model.layer2[0].downsample = None  # its input, layer1's output, is a skip feature
+    with pytest.raises(ValueError, match="downsampling"):
+        fused.FusedGenerator(model, torch.float32)
