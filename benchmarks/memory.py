@@ -12,6 +12,11 @@ prints its own figures, so the two do not mix:
   samples ``/proc/self/status`` every 10 ms: what the program itself holds, without the
   pages of mapped files (the shared libraries, ~440 MiB with torch), whose residency the
   kernel decides.
+
+``container_index_mib`` (``python -m benchmarks.memory --index SRC DST``) is the part of
+that which grows with the film by design: the anonymous memory a plain remux of the clip's
+packets (no decoding) adds, i.e. the input's sample index, read when the file is opened,
+and the MP4 muxer's sample tables, kept until the header is written at the end.
 """
 
 from __future__ import annotations
@@ -48,6 +53,19 @@ def peak_rss(src: Path, dst: Path, weights: Path) -> Peak:
     )
     r = json.loads(out.stdout.strip().splitlines()[-1])
     return Peak(r["rss_mib"], r["anon_mib"], r["file_mib"], time.perf_counter() - t0, r["frames"])
+
+
+def container_index_mib(src: Path, dst: Path) -> float:
+    """Anonymous memory (MiB) that opening ``src`` and remuxing its audio and video packets
+    into an MP4 adds, in a child process."""
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.memory", "--index", str(src), str(dst)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    return float(json.loads(out.stdout.strip().splitlines()[-1])["index_mib"])
 
 
 def status_mib(*keys: str) -> dict[str, float]:
@@ -107,5 +125,27 @@ def _child(src: str, dst: str, weights: str) -> None:
     print(json.dumps(result))
 
 
+def _index_child(src: str, dst: str) -> None:
+    import av
+
+    before = status_mib("RssAnon")["RssAnon"]
+    with av.open(src) as inp, av.open(dst, "w") as out:
+        routes = {
+            s.index: out.add_stream_from_template(s)
+            for s in inp.streams
+            if s.type in ("video", "audio")
+        }
+        for packet in inp.demux():
+            if packet.dts is None or packet.stream.index not in routes:
+                continue
+            packet.stream = routes[packet.stream.index]
+            out.mux(packet)
+        grown = status_mib("RssAnon")["RssAnon"] - before  # before the header is written
+    print(json.dumps({"index_mib": grown}))
+
+
 if __name__ == "__main__":
-    _child(*sys.argv[1:4])
+    if sys.argv[1] == "--index":
+        _index_child(*sys.argv[2:4])
+    else:
+        _child(*sys.argv[1:4])
