@@ -14,6 +14,7 @@ Pixels are numpy arrays in RGB order:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import logging
 import re
@@ -97,6 +98,9 @@ class ImageMetadata:
     text: tuple[tuple[str, str], ...] = ()  # PNG tEXt/iTXt chunks
     lossless: bool = False  # WebP: the input was lossless
     xmp: bytes | None = None  # the XMP packet (captions, keywords, people), orientation reset
+    # A JPEG's extended XMP (the part of a packet over 64 KiB, in its own segments), as read;
+    # the standard packet above names it by its MD5 (xmpNote:HasExtendedXMP)
+    xmp_extended: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -167,6 +171,7 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
             text=_png_text({**late, **im.info}) if fmt == "PNG" else (),
             lossless=fmt == "WEBP" and _webp_is_lossless(data),
             xmp=_upright_xmp(im.info.get("xmp") or late.get(_PNG_XMP_KEY)),
+            xmp_extended=_jpeg_extended_xmp(im) if fmt == "JPEG" else None,
         )
         pixels: np.ndarray | None = None
         if fmt in _CV2_FORMATS or (
@@ -472,13 +477,15 @@ def write_image(
     fmt = format_for(path)
     if fmt is None:
         raise UnsupportedMedia(f"cannot write {path.suffix!r} files")
+    notes: list[str] = []
+    if meta.xmp_extended and fmt != "JPEG":
+        notes.append("extended XMP dropped (it is carried from JPEG to JPEG only)")
     if rgb.dtype == np.uint16 and fmt not in SIXTEEN_BIT_FORMATS:
         rgb = _to_8bit(rgb)
     if alpha is not None and alpha.dtype != rgb.dtype:
         alpha = _to_8bit(alpha) if alpha.dtype == np.uint16 else alpha.astype(np.uint16) * 257
     height, width = rgb.shape[:2]
     exif = output_exif(meta.exif, width, height, marking)
-    notes: list[str] = []
     if fmt == "PNG":
         _write_png(path, rgb, alpha, meta, exif, marking)
     elif fmt == "TIFF":
@@ -639,11 +646,7 @@ def _write_jpeg(
     payload = _fit_exif(exif, _JPEG_SEGMENT_MAX, notes)
     segments = [_jpeg_segment(0xE1, payload)] if payload else []
     if meta.xmp:
-        xmp = _XMP_JPEG_HEADER + meta.xmp
-        if len(xmp) <= _JPEG_SEGMENT_MAX:
-            segments.append(_jpeg_segment(0xE1, xmp))
-        else:  # extended XMP (split over segments) is not written
-            notes.append("XMP dropped (over 64 KiB, too large for one JPEG segment)")
+        segments += _xmp_segments(meta.xmp, meta.xmp_extended, notes)
     if meta.icc:
         chunks = [meta.icc[i : i + _ICC_CHUNK] for i in range(0, len(meta.icc), _ICC_CHUNK)]
         if len(chunks) <= 255:
@@ -662,6 +665,77 @@ def _write_jpeg(
 
 def _jpeg_segment(marker: int, payload: bytes) -> bytes:
     return bytes([0xFF, marker]) + struct.pack(">H", len(payload) + 2) + payload
+
+
+# -- JPEG extended XMP (XMP specification part 3, 1.1.3.1): a packet over 64 KiB goes in
+# APP1 segments of its own, each with the MD5 of the whole (GUID), its length and the
+# chunk's offset; the standard packet names the GUID in xmpNote:HasExtendedXMP.
+
+_XMP_EXT_HEADER = b"http://ns.adobe.com/xmp/extension/\0"
+_XMP_EXT_CHUNK = _JPEG_SEGMENT_MAX - len(_XMP_EXT_HEADER) - 32 - 8
+_HAS_EXTENDED = re.compile(rb"HasExtendedXMP(?:=[\"']|>)([0-9A-Fa-f]{32})")
+_XPACKET = re.compile(rb"<\?xpacket[^>]*\?>\s*")
+
+
+def _jpeg_extended_xmp(im: Image.Image) -> bytes | None:
+    """The extended XMP of a JPEG: its chunks put together, if they are complete, their
+    MD5 is their GUID and the standard packet names it; else None."""
+    xmp = im.info.get("xmp")
+    wanted = _HAS_EXTENDED.search(xmp if isinstance(xmp, bytes) else b"")
+    if wanted is None:
+        return None
+    guid = wanted.group(1).upper()
+    whole: bytearray | None = None
+    filled = 0
+    for marker, payload in getattr(im, "applist", []):
+        if marker != "APP1" or not payload.startswith(_XMP_EXT_HEADER):
+            continue
+        head = len(_XMP_EXT_HEADER)
+        if payload[head : head + 32].upper() != guid or len(payload) < head + 40:
+            continue
+        size, offset = struct.unpack(">II", payload[head + 32 : head + 40])
+        chunk = payload[head + 40 :]
+        if whole is None:
+            whole = bytearray(size)
+        if len(whole) != size or offset + len(chunk) > size:
+            return None
+        whole[offset : offset + len(chunk)] = chunk
+        filled += len(chunk)
+    if whole is None or filled != len(whole):
+        return None
+    data = bytes(whole)
+    return data if hashlib.md5(data).hexdigest().upper().encode() == guid else None
+
+
+def _xmp_segments(xmp: bytes, extended: bytes | None, notes: list[str]) -> list[bytes]:
+    """APP1 payloads for an XMP packet and its extension: a packet that does not fit in one
+    segment becomes the extension of a standard packet that only names it."""
+    if len(_XMP_JPEG_HEADER) + len(xmp) > _JPEG_SEGMENT_MAX:
+        if extended:
+            notes.append("extended XMP dropped (the main XMP packet needs its place)")
+        extended = _XPACKET.sub(b"", xmp).strip()
+        guid = hashlib.md5(extended).hexdigest().upper().encode()
+        xmp = (
+            b'<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?>'
+            b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
+            b'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description '
+            b'rdf:about="" xmlns:xmpNote="http://ns.adobe.com/xmp/note/" '
+            b'xmpNote:HasExtendedXMP="' + guid + b'"/></rdf:RDF></x:xmpmeta>'
+            b'<?xpacket end="w"?>'
+        )
+    segments = [_jpeg_segment(0xE1, _XMP_JPEG_HEADER + xmp)]
+    if extended:
+        guid = hashlib.md5(extended).hexdigest().upper().encode()
+        named = _HAS_EXTENDED.search(xmp)
+        if named is None or named.group(1).upper() != guid:
+            notes.append("extended XMP dropped (the main XMP packet does not name it)")
+            return segments
+        size = struct.pack(">I", len(extended))
+        for offset in range(0, len(extended), _XMP_EXT_CHUNK):
+            chunk = extended[offset : offset + _XMP_EXT_CHUNK]
+            payload = _XMP_EXT_HEADER + guid + size + struct.pack(">I", offset) + chunk
+            segments.append(_jpeg_segment(0xE1, payload))
+    return segments
 
 
 # -- PNG: OpenCV encodes (8 and 16 bit); metadata chunks are inserted after IHDR.

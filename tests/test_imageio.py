@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import tifffile
-from PIL import Image, ImageCms, ImageOps
+from PIL import Image, ImageCms, ImageOps, PngImagePlugin
 
 from restore import imageio
 from restore.errors import ImageTooLarge, UnsupportedMedia
@@ -352,6 +352,77 @@ def test_xmp_is_carried_to_every_format_with_orientation_reset(tmp_path: Path, s
     write_image(out, synthetic_photo(pic.height, pic.width), None, pic.metadata, MARK)
     back = read_image(out).metadata.xmp
     assert back == XMP_OUT
+
+
+def _big_xmp(n: int) -> bytes:
+    """An XMP packet of over ``n`` bytes: many keywords."""
+    items = b"".join(b"<rdf:li>keyword %d</rdf:li>" % i for i in range(n // 24 + 1))
+    return (
+        b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-'
+        b'rdf-syntax-ns#"><rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/'
+        b'1.1/"><dc:subject><rdf:Bag>' + items + b"</rdf:Bag></dc:subject></rdf:Description>"
+        b"</rdf:RDF></x:xmpmeta>"
+    )
+
+
+def _app1_segments(path: Path, header: bytes) -> list[bytes]:
+    """Payloads of the APP1 segments of a JPEG that start with ``header``."""
+    data, found, i = path.read_bytes(), [], 2
+    while data[i] == 0xFF and data[i + 1] not in (0xDA, 0xD9):
+        length = struct.unpack(">H", data[i + 2 : i + 4])[0]
+        payload = data[i + 4 : i + 2 + length]
+        if data[i + 1] == 0xE1 and payload.startswith(header):
+            found.append(payload)
+        i += 2 + length
+    return found
+
+
+EXT_HEADER = b"http://ns.adobe.com/xmp/extension/\0"
+
+
+def _png_xmp(xmp: bytes) -> PngImagePlugin.PngInfo:
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", xmp.decode())
+    return info
+
+
+def test_a_jpeg_xmp_packet_over_64_kib_is_written_as_extended_xmp(tmp_path: Path) -> None:
+    big = _big_xmp(150_000)
+    pic = read_image(save_with_pillow(tmp_path / "in.png", gray(), pnginfo=_png_xmp(big)))
+    assert pic.metadata.xmp == big
+    out = tmp_path / "out.jpg"
+    notes = write_image(out, synthetic_photo(pic.height, pic.width), None, pic.metadata, MARK)
+    assert notes == []
+    chunks = _app1_segments(out, EXT_HEADER)
+    assert len(chunks) == 3 and all(len(c) <= 65533 for c in chunks)
+    back = read_image(out).metadata
+    assert back.xmp_extended == big  # whole, and named by the standard packet
+    assert back.xmp is not None and b"HasExtendedXMP" in back.xmp
+
+
+def test_extended_xmp_is_read_and_carried_from_jpeg_to_jpeg(tmp_path: Path) -> None:
+    first = tmp_path / "first.jpg"
+    meta = read_image(save_with_pillow(tmp_path / "a.png", gray())).metadata
+    write_image(first, synthetic_photo(40, 56), None, replace(meta, xmp=_big_xmp(90_000)), MARK)
+    src = read_image(first)
+    assert src.metadata.xmp_extended is not None
+    out = tmp_path / "out.jpg"
+    write_image(out, synthetic_photo(src.height, src.width), None, src.metadata, MARK)
+    assert read_image(out).metadata.xmp_extended == src.metadata.xmp_extended
+    png = tmp_path / "out.png"
+    notes = write_image(png, synthetic_photo(src.height, src.width), None, src.metadata, MARK)
+    assert any("extended XMP dropped" in n for n in notes)
+
+
+def test_extended_xmp_that_does_not_match_its_guid_is_not_read(tmp_path: Path) -> None:
+    first = tmp_path / "first.jpg"
+    meta = read_image(save_with_pillow(tmp_path / "a.png", gray())).metadata
+    write_image(first, synthetic_photo(40, 56), None, replace(meta, xmp=_big_xmp(90_000)), MARK)
+    data = bytearray(first.read_bytes())
+    at = data.rfind(b"keyword 10")  # one byte of the extension changed: its MD5 is off
+    data[at] = ord("K")
+    first.write_bytes(bytes(data))
+    assert read_image(first).metadata.xmp_extended is None
 
 
 def test_opencv_refusing_a_jpeg_falls_back_to_pillow(
