@@ -213,11 +213,12 @@ def test_cli_video_with_and_without_stabilisation(tmp_path: Path, tiny_weights: 
     )  # the stage ran
 
 
-def test_cli_strength_default_is_the_configs() -> None:
+def test_cli_stabilizer_defaults_are_the_configs() -> None:
     from restore.cli.video import video
 
-    option = next(p for p in video.params if p.name == "stabilize_strength")
-    assert option.default == StabilizeConfig.strength
+    for name in ("strength", "motion", "cut"):
+        option = next(p for p in video.params if p.name == f"stabilize_{name}")
+        assert option.default == getattr(StabilizeConfig, name), name
     result = CliRunner().invoke(main, ["video", "--help"])
     assert result.exit_code == 0 and "--no-stabilize" in result.output
 
@@ -227,3 +228,26 @@ def test_cli_refuses_strength_of_one(tmp_path: Path, tiny_weights: Path) -> None
     args = ["video", str(src), "--weights", str(tiny_weights), "--stabilize-strength", "1"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2
+
+
+def test_cli_cut_threshold_reaches_the_stabiliser(
+    tmp_path: Path, tiny_weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import restore.video.temporal as temporal
+
+    seen: list[StabilizeConfig] = []
+    real = temporal.stabilizer
+
+    def spy(config: StabilizeConfig) -> object:
+        seen.append(config)
+        return real(config)
+
+    monkeypatch.setattr(temporal, "stabilizer", spy)
+    src = write_clip(tmp_path / "film.mp4", Clip(frames=2))
+    args = ["video", str(src), "--weights", str(tiny_weights), "--stabilize-cut", "3.5"]
+    args += ["--stabilize-motion", "6", "-o", str(tmp_path / "out")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert [(c.cut, c.motion, c.strength) for c in seen] == [(3.5, 6.0, 0.9)]
+    bad = CliRunner().invoke(main, [*args[:3], "--stabilize-cut", "0"])
+    assert bad.exit_code == 2

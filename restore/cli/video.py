@@ -92,6 +92,24 @@ class _FileProgress:
     help="Share of the previous frame's colour a still pixel keeps (0.9: an average over "
     "about 10 frames; higher is steadier but slower to follow real changes).",
 )
+@click.option(
+    "--stabilize-motion",
+    type=click.FloatRange(min=0.0, min_open=True),
+    default=4.0,  # StabilizeConfig.motion
+    show_default=True,
+    help="Change of lightness (CIE L units) at which a pixel keeps only half the strength: "
+    "raise it for grainy or noisy film (less flicker), lower it if colours lag behind "
+    "moving things.",
+)
+@click.option(
+    "--stabilize-cut",
+    type=click.FloatRange(min=0.0, min_open=True),
+    default=10.0,  # StabilizeConfig.cut
+    show_default=True,
+    help="Mean change of lightness over a frame (after motion alignment) that counts as a "
+    "new shot, where colours start afresh: lower it if colours carry over a cut, raise it "
+    "if fast camera moves or damaged frames reset them.",
+)
 @click.pass_context
 def video(
     ctx: click.Context,
@@ -103,6 +121,8 @@ def video(
     preset: str,
     stabilize: bool,
     stabilize_strength: float,
+    stabilize_motion: float,
+    stabilize_cut: float,
     overwrite: bool,
     report_path: Path | None,
     quiet: bool,
@@ -149,7 +169,11 @@ def video(
     colorizer = load_colorizer(engine)
     report.weights = colorizer.info.identity if colorizer.info else None
     encode = EncodeConfig(codec=codec, crf=crf, preset=preset, threads=engine.threads or 0)
-    steady = StabilizeConfig(strength=stabilize_strength) if stabilize else None
+    steady = (
+        StabilizeConfig(strength=stabilize_strength, motion=stabilize_motion, cut=stabilize_cut)
+        if stabilize
+        else None
+    )
     note = None
     with (
         job_session(quiet) as stream,
