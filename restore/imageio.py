@@ -171,7 +171,7 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
             text=_png_text({**late, **im.info}) if fmt == "PNG" else (),
             lossless=fmt == "WEBP" and _webp_is_lossless(data),
             xmp=_upright_xmp(im.info.get("xmp") or late.get(_PNG_XMP_KEY)),
-            xmp_extended=_jpeg_extended_xmp(im) if fmt == "JPEG" else None,
+            xmp_extended=_upright_xmp(_jpeg_extended_xmp(im)) if fmt == "JPEG" else None,
         )
         pixels: np.ndarray | None = None
         if fmt in _CV2_FORMATS or (
@@ -189,6 +189,9 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
             meta = replace(meta, dpi=(meta.dpi[1], meta.dpi[0]))
     if meta.xmp:
         meta = replace(meta, xmp=_xmp_with_size(meta.xmp, pixels.shape[1], pixels.shape[0]))
+    if meta.xmp_extended:
+        size = _xmp_with_size(meta.xmp_extended, pixels.shape[1], pixels.shape[0])
+        meta = replace(meta, xmp_extended=size)
     return Picture(pixels, alpha, fmt, meta, frames, tuple(notes))
 
 
@@ -478,8 +481,11 @@ def write_image(
     if fmt is None:
         raise UnsupportedMedia(f"cannot write {path.suffix!r} files")
     notes: list[str] = []
-    if meta.xmp_extended and fmt != "JPEG":
-        notes.append("extended XMP dropped (it is carried from JPEG to JPEG only)")
+    if meta.xmp_extended and fmt != "JPEG":  # no size limit: one packet again
+        merged = _merged_xmp(meta.xmp, meta.xmp_extended) if meta.xmp else None
+        if merged is None:
+            notes.append("extended XMP dropped (could not be merged into the main packet)")
+        meta = replace(meta, xmp=merged or meta.xmp, xmp_extended=None)
     if rgb.dtype == np.uint16 and fmt not in SIXTEEN_BIT_FORMATS:
         rgb = _to_8bit(rgb)
     if alpha is not None and alpha.dtype != rgb.dtype:
@@ -673,68 +679,101 @@ def _jpeg_segment(marker: int, payload: bytes) -> bytes:
 
 _XMP_EXT_HEADER = b"http://ns.adobe.com/xmp/extension/\0"
 _XMP_EXT_CHUNK = _JPEG_SEGMENT_MAX - len(_XMP_EXT_HEADER) - 32 - 8
-_HAS_EXTENDED = re.compile(rb"HasExtendedXMP(?:=[\"']|>)([0-9A-Fa-f]{32})")
+#: Largest extension read: its length field comes from the file, so it is checked against
+#: the data that is there before anything is allocated, and capped.
+_XMP_EXT_MAX = 16 << 20
+_HAS_EXTENDED = _xmp_property(rb"xmpNote:HasExtendedXMP", rb"([0-9A-Fa-f]{32})")
 _XPACKET = re.compile(rb"<\?xpacket[^>]*\?>\s*")
 
 
+def _extension_guid(xmp: bytes) -> bytes | None:
+    """The GUID (upper-case hex MD5) of the extension a standard packet names, if any."""
+    named = _HAS_EXTENDED.search(xmp)
+    return None if named is None else named.group(2).upper()
+
+
 def _jpeg_extended_xmp(im: Image.Image) -> bytes | None:
-    """The extended XMP of a JPEG: its chunks put together, if they are complete, their
-    MD5 is their GUID and the standard packet names it; else None."""
+    """The extended XMP of a JPEG: the chunks carrying the GUID the standard packet names,
+    put together, if they cover it exactly and their MD5 is that GUID; else None."""
     xmp = im.info.get("xmp")
-    wanted = _HAS_EXTENDED.search(xmp if isinstance(xmp, bytes) else b"")
-    if wanted is None:
+    guid = _extension_guid(xmp) if isinstance(xmp, bytes) else None
+    if guid is None:
         return None
-    guid = wanted.group(1).upper()
-    whole: bytearray | None = None
-    filled = 0
+    head = len(_XMP_EXT_HEADER)
+    sizes: set[int] = set()
+    chunks: dict[int, bytes] = {}  # by offset; a repeated segment counts once
     for marker, payload in getattr(im, "applist", []):
         if marker != "APP1" or not payload.startswith(_XMP_EXT_HEADER):
             continue
-        head = len(_XMP_EXT_HEADER)
-        if payload[head : head + 32].upper() != guid or len(payload) < head + 40:
+        if len(payload) < head + 40 or payload[head : head + 32].upper() != guid:
             continue
         size, offset = struct.unpack(">II", payload[head + 32 : head + 40])
-        chunk = payload[head + 40 :]
-        if whole is None:
-            whole = bytearray(size)
-        if len(whole) != size or offset + len(chunk) > size:
-            return None
-        whole[offset : offset + len(chunk)] = chunk
-        filled += len(chunk)
-    if whole is None or filled != len(whole):
+        sizes.add(size)
+        chunks[offset] = payload[head + 40 :]
+    if len(sizes) != 1 or not chunks:
         return None
-    data = bytes(whole)
-    return data if hashlib.md5(data).hexdigest().upper().encode() == guid else None
+    size = sizes.pop()
+    if size > _XMP_EXT_MAX or sum(len(c) for c in chunks.values()) != size:
+        return None
+    data, at = bytearray(), 0
+    for offset in sorted(chunks):
+        if offset != at:
+            return None  # a gap or an overlap
+        data += chunks[offset]
+        at += len(chunks[offset])
+    whole = bytes(data)
+    return whole if hashlib.md5(whole).hexdigest().upper().encode() == guid else None
+
+
+_RDF_BODY = re.compile(rb"<rdf:RDF\b[^>]*>(.*)</rdf:RDF>", re.S)
+_HAS_EXTENDED_ATTR = re.compile(rb"""\s+xmpNote:HasExtendedXMP\s*=\s*["'][0-9A-Fa-f]{32}["']""")
+_HAS_EXTENDED_ELEM = re.compile(
+    rb"<xmpNote:HasExtendedXMP>\s*[0-9A-Fa-f]{32}\s*</xmpNote:HasExtendedXMP>"
+)
+
+
+def _merged_xmp(xmp: bytes, extended: bytes) -> bytes | None:
+    """One packet holding both: the extension's rdf:Description elements added to the
+    standard packet's rdf:RDF (RDF merges descriptions of the same resource), without the
+    reference to the extension. None if either is not laid out that way."""
+    body = _RDF_BODY.search(extended)
+    end = xmp.rfind(b"</rdf:RDF>")
+    if body is None or end < 0:
+        return None
+    xmp = xmp[:end] + body.group(1) + xmp[end:]
+    return _HAS_EXTENDED_ELEM.sub(b"", _HAS_EXTENDED_ATTR.sub(b"", xmp))
 
 
 def _xmp_segments(xmp: bytes, extended: bytes | None, notes: list[str]) -> list[bytes]:
-    """APP1 payloads for an XMP packet and its extension: a packet that does not fit in one
-    segment becomes the extension of a standard packet that only names it."""
+    """APP1 payloads for an XMP packet and its extension (whose GUID the standard packet's
+    xmpNote:HasExtendedXMP is set to). A packet that does not fit in one segment becomes the
+    extension of a standard packet that only names it."""
     if len(_XMP_JPEG_HEADER) + len(xmp) > _JPEG_SEGMENT_MAX:
         if extended:
             notes.append("extended XMP dropped (the main XMP packet needs its place)")
         extended = _XPACKET.sub(b"", xmp).strip()
-        guid = hashlib.md5(extended).hexdigest().upper().encode()
         xmp = (
             b'<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?>'
             b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
             b'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description '
             b'rdf:about="" xmlns:xmpNote="http://ns.adobe.com/xmp/note/" '
-            b'xmpNote:HasExtendedXMP="' + guid + b'"/></rdf:RDF></x:xmpmeta>'
+            b'xmpNote:HasExtendedXMP="' + 32 * b"0" + b'"/></rdf:RDF></x:xmpmeta>'
             b'<?xpacket end="w"?>'
         )
+    if not extended:
+        return [_jpeg_segment(0xE1, _XMP_JPEG_HEADER + xmp)]
+    guid = hashlib.md5(extended).hexdigest().upper().encode()
+    if _extension_guid(xmp) is None:
+        notes.append("extended XMP dropped (the main XMP packet does not name it)")
+        return [_jpeg_segment(0xE1, _XMP_JPEG_HEADER + xmp)]
+    # the extension may have changed since it was read (orientation, size): name it anew
+    xmp = _HAS_EXTENDED.sub(lambda m: m.group(1) + guid, xmp, count=1)
     segments = [_jpeg_segment(0xE1, _XMP_JPEG_HEADER + xmp)]
-    if extended:
-        guid = hashlib.md5(extended).hexdigest().upper().encode()
-        named = _HAS_EXTENDED.search(xmp)
-        if named is None or named.group(1).upper() != guid:
-            notes.append("extended XMP dropped (the main XMP packet does not name it)")
-            return segments
-        size = struct.pack(">I", len(extended))
-        for offset in range(0, len(extended), _XMP_EXT_CHUNK):
-            chunk = extended[offset : offset + _XMP_EXT_CHUNK]
-            payload = _XMP_EXT_HEADER + guid + size + struct.pack(">I", offset) + chunk
-            segments.append(_jpeg_segment(0xE1, payload))
+    size = struct.pack(">I", len(extended))
+    for offset in range(0, len(extended), _XMP_EXT_CHUNK):
+        chunk = extended[offset : offset + _XMP_EXT_CHUNK]
+        payload = _XMP_EXT_HEADER + guid + size + struct.pack(">I", offset) + chunk
+        segments.append(_jpeg_segment(0xE1, payload))
     return segments
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import struct
 import zlib
@@ -409,9 +410,75 @@ def test_extended_xmp_is_read_and_carried_from_jpeg_to_jpeg(tmp_path: Path) -> N
     out = tmp_path / "out.jpg"
     write_image(out, synthetic_photo(src.height, src.width), None, src.metadata, MARK)
     assert read_image(out).metadata.xmp_extended == src.metadata.xmp_extended
-    png = tmp_path / "out.png"
+    png = tmp_path / "out.png"  # no size limit: merged into one packet
     notes = write_image(png, synthetic_photo(src.height, src.width), None, src.metadata, MARK)
-    assert any("extended XMP dropped" in n for n in notes)
+    merged = read_image(png).metadata
+    assert notes == [] and merged.xmp_extended is None and merged.xmp is not None
+    assert b"keyword 3000" in merged.xmp and b"HasExtendedXMP" not in merged.xmp
+
+
+def _with_app1(path: Path, payloads: list[bytes]) -> Path:
+    """The JPEG at ``path`` with APP1 segments carrying ``payloads`` after its APP0."""
+    data = path.read_bytes()
+    app0_end = 4 + struct.unpack(">H", data[4:6])[0]
+    segments = b"".join(b"\xff\xe1" + struct.pack(">H", len(p) + 2) + p for p in payloads)
+    path.write_bytes(data[:app0_end] + segments + data[app0_end:])
+    return path
+
+
+def _extension(standard_ref: bytes, extended: bytes, parts: int) -> tuple[bytes, list[bytes]]:
+    """A standard packet naming ``extended`` (via ``standard_ref``, with {guid}) and the
+    extension's segment payloads in ``parts`` chunks."""
+    guid = hashlib.md5(extended).hexdigest().upper().encode()
+    step = -(-len(extended) // parts)
+    payloads = [
+        EXT_HEADER + guid + struct.pack(">II", len(extended), at) + extended[at : at + step]
+        for at in range(0, len(extended), step)
+    ]
+    standard = (
+        b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-'
+        b'rdf-syntax-ns#"><rdf:Description rdf:about="" xmlns:xmpNote="http://ns.adobe.com/'
+        b'xmp/note/">' + standard_ref.replace(b"{guid}", guid) + b"</rdf:Description></rdf:RDF>"
+        b"</x:xmpmeta>"
+    )
+    return standard, payloads
+
+
+def test_extended_xmp_in_any_order_with_repeats_and_the_element_form_is_read(
+    tmp_path: Path,
+) -> None:
+    extended = _big_xmp(5000).replace(
+        b'rdf:about=""',
+        b'rdf:about="" tiff:Orientation=\'6\' xmlns:tiff="http://ns.adobe.com/tiff/1.0/"',
+    )
+    ref = b"<xmpNote:HasExtendedXMP>\n {guid}</xmpNote:HasExtendedXMP>"
+    standard, payloads = _extension(ref, extended, 3)
+    src = save_with_pillow(tmp_path / "in.jpg", gray(), xmp=standard)
+    _with_app1(src, [payloads[2], payloads[0], payloads[2], payloads[1]])
+    got = read_image(src).metadata.xmp_extended
+    assert got == extended.replace(b"tiff:Orientation='6'", b"tiff:Orientation='1'")  # upright
+    out = tmp_path / "out.jpg"  # changed, so named by its new MD5: still linked
+    write_image(out, synthetic_photo(40, 56), None, read_image(src).metadata, MARK)
+    assert read_image(out).metadata.xmp_extended == got
+
+
+@pytest.mark.parametrize("case", ["huge length", "a gap", "another guid"])
+def test_a_broken_extension_is_not_read(tmp_path: Path, case: str) -> None:
+    extended = _big_xmp(5000)
+    standard, payloads = _extension(
+        b"<xmpNote:HasExtendedXMP>{guid}</xmpNote:HasExtendedXMP>", extended, 3
+    )
+    if case == "huge length":  # read from the file: never allocated
+        head = len(EXT_HEADER) + 32
+        payloads = [p[:head] + b"\xff\xff\xff\xff" + p[head + 4 :] for p in payloads]
+    elif case == "a gap":
+        payloads = payloads[:1] + payloads[2:]
+    else:
+        payloads = [
+            p.replace(p[len(EXT_HEADER) : len(EXT_HEADER) + 32], 32 * b"A") for p in payloads
+        ]
+    src = _with_app1(save_with_pillow(tmp_path / "in.jpg", gray(), xmp=standard), payloads)
+    assert read_image(src).metadata.xmp_extended is None
 
 
 def test_extended_xmp_that_does_not_match_its_guid_is_not_read(tmp_path: Path) -> None:
