@@ -55,12 +55,14 @@ _PHASE = torch.tensor(
 #: thread's :class:`Workspace`; smaller outputs are allocated by oneDNN. Writing into a
 #: buffer means zeroing it first (oneDNN fills a given tensor only as the addend of a
 #: post-op), which costs time in proportion to its size. At 256x448, bf16, batch 4, one
-#: thread (/work/exp ad-hoc A/B in one process, medians of 12): every output into the
-#: workspace 109.4 ms per call, the 14 MiB ones only (this value) 103.4, none 97.6, before
-#: the workspace 99.0. The 14 MiB ones (the stem's output, a skip feature held through the
-#: call, and the full-resolution phase maps of the tail) are those that moved a long
-#: film's peak memory: with them allocated per call the heap's size moved by 14 MiB steps
-#: during a 60 s clip; with them in the workspace it stayed within 7 MiB.
+#: thread (an ad-hoc A/B in one process, medians of 12; benchmarks/RESULTS.md, 2026-11-22
+#: 18:50 entry): every output into the workspace 109.4 ms per call, the 14 MiB ones only
+#: (this value) 103.4, none 97.6, before the workspace 99.0. The 14 MiB ones (the stem's
+#: output, a skip feature held through the call, and the full-resolution phase maps of the
+#: tail) are those that moved a long film's peak memory: with them allocated per call the
+#: heap's size moved by 14 MiB steps during a 60 s clip; with them in the workspace it
+#: stayed within 7 MiB. The cost leaves the generator's share of the bf16 peak at 49-53 %
+#: (target 50 %): raise this value past 14 MiB to trade flatness for ~4 % speed.
 CONV_INTO_WORKSPACE_BYTES = 8 << 20
 
 #: A workspace holding more buffers than this starts again at its next call (a safety
