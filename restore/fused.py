@@ -51,19 +51,18 @@ _PHASE = torch.tensor(
 )
 
 
-#: Convolutions whose output has at least this many bytes write it into the calling
-#: thread's :class:`Workspace`; smaller outputs are allocated by oneDNN. Writing into a
+#: Convolution outputs of at least this many bytes are written into the calling thread's
+#: :class:`Workspace`; None: only the stem's, the one held through the whole call (a skip
+#: feature of the last decoder stage). The others are allocated by oneDNN: writing into a
 #: buffer means zeroing it first (oneDNN fills a given tensor only as the addend of a
 #: post-op), which costs time in proportion to its size. At 256x448, bf16, batch 4, one
 #: thread (an ad-hoc A/B in one process, medians of 12; benchmarks/RESULTS.md, 2026-11-22
-#: 18:50 entry): every output into the workspace 109.4 ms per call, the 14 MiB ones only
-#: (this value) 103.4, none 97.6, before the workspace 99.0. The 14 MiB ones (the stem's
-#: output, a skip feature held through the call, and the full-resolution phase maps of the
-#: tail) are those that moved a long film's peak memory: with them allocated per call the
-#: heap's size moved by 14 MiB steps during a 60 s clip; with them in the workspace it
-#: stayed within 7 MiB. The cost leaves the generator's share of the bf16 peak at 49-53 %
-#: (target 50 %): raise this value past 14 MiB to trade flatness for ~4 % speed.
-CONV_INTO_WORKSPACE_BYTES = 8 << 20
+#: 18:50 entry): every output into the workspace 109.4 ms per call, the three 14 MiB ones
+#: (8 MiB here) 103.4, the two of the tail 101.8, none 97.6, before the workspace 99.0. With
+#: the stem's alone (this default) a 10-minute film peaked no higher than a 10 s one and
+#: the generator reached 54-55 % of the bf16 peak (one run of each); with the three 14 MiB
+#: ones the film peaked 7-11 MiB higher (four runs), the generator at 49-53 %.
+CONV_INTO_WORKSPACE_BYTES: int | None = None
 
 #: A workspace holding more buffers than this starts again at its next call (a safety
 #: net: one call of the shipped generator needs 15).
@@ -100,9 +99,9 @@ class Workspace:
     fragment it, and a long film's peak memory crept above a short one's
     (benchmarks/RESULTS.md, 2026-11-22). Taken from here: the input copy, the 16-bit max
     pooling, the padded and upsampled maps, the interleaved phases, the output, and the
-    convolution outputs of at least CONV_INTO_WORKSPACE_BYTES; the residual and skip sums
-    are written over their addend, wherever that came from. A free buffer serves any
-    request it holds (66 MiB per thread at that size).
+    stem's convolution output (CONV_INTO_WORKSPACE_BYTES); the residual and skip sums are
+    written over their addend, wherever that came from. A free buffer serves any request
+    it holds.
 
     :meth:`take` hands out a view of a buffer; a buffer is free again once no tensor other
     than the workspace's own refers to its memory, so an output the caller still holds is
@@ -237,6 +236,7 @@ class _Conv:
         self.padding = [padding, padding]
         self.stride = [stride, stride]
         self.out_channels, _, self.kh, self.kw = self.weight.shape
+        self.keep = False  # output always into the workspace (see CONV_INTO_WORKSPACE_BYTES)
         # looked up here, not at import: builds without oneDNN lack them (see available())
         self._unary = torch.ops.mkldnn._convolution_pointwise.default
         self._binary_into = torch.ops.mkldnn._convolution_pointwise_.binary
@@ -261,10 +261,12 @@ class _Conv:
     def __call__(
         self, x: torch.Tensor, act: str = "none", ws: Workspace | None = None
     ) -> torch.Tensor:
-        """conv(x) + bias, then ``act`` ("none" | "relu"). With ``ws``, an output of at
-        least CONV_INTO_WORKSPACE_BYTES is written into a workspace buffer."""
+        """conv(x) + bias, then ``act`` ("none" | "relu"). With ``ws``, the output is written
+        into a workspace buffer if ``keep`` is set or it has CONV_INTO_WORKSPACE_BYTES."""
         shape = self.out_shape(x)
-        if ws is None or math.prod(shape) * x.element_size() < CONV_INTO_WORKSPACE_BYTES:
+        limit = CONV_INTO_WORKSPACE_BYTES
+        big = limit is not None and math.prod(shape) * x.element_size() >= limit
+        if ws is None or not (self.keep or big):
             return self._unary(
                 x, self.weight, self.bias, self.padding, self.stride, [1, 1], 1, act, [], ""
             )
@@ -487,6 +489,7 @@ class FusedGenerator:
             raise ValueError("FusedGenerator needs a model with BatchNorm folded")
         self.dtype = dtype
         self.stem = _Conv.of(model.stem[0], dtype)
+        self.stem.keep = True  # its output lives through the call
         pool = model.pool
         if (pool.kernel_size, pool.stride, pool.padding, pool.dilation) != (3, 2, 1, 1):
             raise ValueError(f"unsupported pooling {pool}")

@@ -44,11 +44,11 @@ SHAPES = [
 ]
 
 
-@pytest.fixture(params=["conv outputs allocated", "conv outputs into the workspace"])
+@pytest.fixture(params=["the stem's output into the workspace", "every conv output into it"])
 def conv_into_workspace(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
-    """Both ways a convolution's output is made (test inputs are too small to reach the
-    size that sends it to the workspace, so that case lowers the size to 0)."""
-    into = request.param.endswith("workspace")
+    """Both ways a convolution's output is made: into the workspace (zeroed, then added
+    into) or allocated by oneDNN. By default only the stem's goes to the workspace."""
+    into = request.param.startswith("every")
     if into:
         monkeypatch.setattr(fused, "CONV_INTO_WORKSPACE_BYTES", 0)
     return into
