@@ -59,9 +59,9 @@ _PHASE = torch.tensor(
 #: thread (an ad-hoc A/B in one process, medians of 12; benchmarks/RESULTS.md, 2026-11-22
 #: 18:50 entry): every output into the workspace 109.4 ms per call, the three 14 MiB ones
 #: (8 MiB here) 103.4, the two of the tail 101.8, none 97.6, before the workspace 99.0. With
-#: the stem's alone (this default) a 10-minute film peaked no higher than a 10 s one and
-#: the generator reached 54-55 % of the bf16 peak (one run of each); with the three 14 MiB
-#: ones the film peaked 7-11 MiB higher (four runs), the generator at 49-53 %.
+#: the stem's alone (this default) a 10-minute film peaked within 1 % of a 10 s one (RSS
+#: -0.8 % and +0.6 % in two runs) and the generator reached 54-55 % of the bf16 peak; with
+#: the three 14 MiB ones +0.5 to +0.8 % (four runs) for 14-24 MiB less, at 49-53 %.
 CONV_INTO_WORKSPACE_BYTES: int | None = None
 
 #: A workspace holding more buffers than this starts again at its next call (a safety
