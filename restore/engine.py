@@ -53,8 +53,8 @@ class EngineConfig:
     # "torchscript": a frozen TorchScript trace (weights cast to the dtype once);
     # "eager": the PyTorch module as trained.
     # bf16 at 256x448, batch 4, two single-threaded calls at once (benchmarks/RESULTS.md,
-    # 2026-11-22 13:36): fused 82.8 images/s, torchscript 47.3, eager 37.3; 19:58, with the
-    # fused runner's workspace: fused 70.8, torchscript 45.2, eager 40.9.
+    # 2026-11-22 13:36): fused 82.8 images/s, torchscript 47.3, eager 37.3; 20:59, with the
+    # fused runner's workspace as shipped: fused 75.0.
     runtime: Runtime = "fused"
     # Edge-aware clean-up of the predicted colours (guided filter, L as the guide), radius in
     # render-size pixels (REFINE_RADIUS when asked for); 0 = raw generator output. See

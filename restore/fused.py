@@ -64,10 +64,6 @@ _PHASE = torch.tensor(
 #: the three 14 MiB ones +0.5 to +0.8 % (four runs) for 14-24 MiB less, at 49-53 %.
 CONV_INTO_WORKSPACE_BYTES: int | None = None
 
-#: A workspace holding more buffers than this starts again at its next call (a safety
-#: net: one call of the shipped generator needs 15).
-MAX_BUFFERS = 256
-
 #: The sub-pixel form is used for decoder stages with at most this many output channels:
 #: the wide, thin, full-resolution ones. Deeper stages are small in area and large in
 #: weights, and four phase kernels cost more than the upsampling they save (256x448, bf16,
@@ -117,7 +113,7 @@ class Workspace:
 
     def begin(self, input_shape: tuple[int, ...]) -> None:
         """Start a call on an input of ``input_shape``."""
-        if input_shape != self._shape or len(self._buffers) > MAX_BUFFERS:
+        if input_shape != self._shape:
             self.clear()
             self._shape = input_shape
 
