@@ -41,31 +41,31 @@ class Peak:
     frames: int
 
 
-def peak_rss(src: Path, dst: Path, weights: Path) -> Peak:
-    """Peak memory of colorize_video in a child process."""
-    t0 = time.perf_counter()
+def _child_result(*args: str) -> dict[str, float]:
+    """Run ``python -m benchmarks.memory ARGS`` in a fresh process; its JSON result."""
     out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.memory", str(src), str(dst), str(weights)],
+        [sys.executable, "-m", "benchmarks.memory", *args],
         check=True,
         capture_output=True,
         text=True,
         cwd=Path(__file__).resolve().parent.parent,
     )
-    r = json.loads(out.stdout.strip().splitlines()[-1])
-    return Peak(r["rss_mib"], r["anon_mib"], r["file_mib"], time.perf_counter() - t0, r["frames"])
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def peak_rss(src: Path, dst: Path, weights: Path) -> Peak:
+    """Peak memory of colorize_video in a child process."""
+    t0 = time.perf_counter()
+    r = _child_result(str(src), str(dst), str(weights))
+    seconds = time.perf_counter() - t0
+    return Peak(r["rss_mib"], r["anon_mib"], r["file_mib"], seconds, int(r["frames"]))
 
 
 def container_index_mib(src: Path, dst: Path) -> float:
     """Anonymous memory (MiB) that opening ``src`` and remuxing its audio and video packets
     into an MP4 adds, in a child process."""
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.memory", "--index", str(src), str(dst)],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=Path(__file__).resolve().parent.parent,
-    )
-    return float(json.loads(out.stdout.strip().splitlines()[-1])["index_mib"])
+    return float(_child_result("--index", str(src), str(dst))["index_mib"])
 
 
 def status_mib(*keys: str) -> dict[str, float]:
