@@ -1,9 +1,18 @@
 """The networks and nothing else: no file access, no printing, no downloads."""
 
 from .discriminator import PatchDiscriminator, PatchDiscriminatorConfig
-from .generator import SKIP_TABLE, GeneratorConfig, UNetGenerator, load_imagenet_encoder
+from .generator import (
+    DEFAULT_TEMPERATURE,
+    SKIP_TABLE,
+    GeneratorConfig,
+    UNetGenerator,
+    annealed_mean,
+    load_imagenet_encoder,
+)
 
 __all__ = [
+    "DEFAULT_TEMPERATURE",
+    "annealed_mean",
     "SKIP_TABLE",
     "GeneratorConfig",
     "PatchDiscriminator",

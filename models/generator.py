@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -27,12 +28,32 @@ class GeneratorConfig:
     """Architecture of :class:`UNetGenerator`; stored in every weights file."""
 
     encoder: str = "resnet18"
-    # Output channels of the decoder stages, from the deepest (stride 16) to full resolution.
-    # Slim on purpose: measured ~3x cheaper than a DynamicUnet-sized decoder on CPU.
+    # Output channels of the decoder stages, from the deepest (stride 16) down to the head's
+    # stride (full resolution for "regression"). Slim on purpose: ~3x cheaper than a
+    # DynamicUnet-sized decoder on CPU.
     decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16)
     in_channels: int = 1
     out_channels: int = 2
+    # "regression": ab through tanh at full resolution (trained with L1).
+    # "classes": a distribution over `bins` quantised ab colours per pixel at `head_stride`,
+    # decoded by the annealed mean (Zhang et al. 2016) and upsampled; colour is not averaged
+    # into brown where the network is unsure which of several colours a patch is.
+    head: str = "regression"
+    bins: int = 0
+    head_stride: int = 4
+    head_channels: int = 128
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def classes(cls, bins: int, head_stride: int = 4) -> GeneratorConfig:
+        """A classification-head config whose decoder stops at ``head_stride``."""
+        stages = len(SKIP_TABLE) - 1 - int(math.log2(head_stride))
+        return cls(
+            decoder_channels=cls.decoder_channels[:stages],
+            head="classes",
+            bins=bins,
+            head_stride=head_stride,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -44,6 +65,29 @@ class GeneratorConfig:
         d = dict(d)
         d["decoder_channels"] = tuple(d["decoder_channels"])
         return cls(**d)
+
+
+#: Default decoding temperature of the annealed mean: Zhang et al.'s 0.38 (lower is more
+#: vivid and more often wrong, 1 is the plain mean).
+DEFAULT_TEMPERATURE = 0.38
+
+
+def annealed_mean(logits: torch.Tensor, centres: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Expected colour under the temperature-sharpened distribution.
+
+    Args:
+        logits: (B, Q, H, W) any float dtype.
+        centres: (Q, 2) float ab of each class (normalised).
+        temperature: > 0 sharpens towards the mode as it falls (1: the mean);
+            0 gives the mode exactly.
+    Returns:
+        (B, 2, H, W) float32.
+    """
+    if temperature <= 0:
+        idx = logits.argmax(dim=1)  # (B, H, W)
+        return centres.float()[idx].permute(0, 3, 1, 2)
+    p = torch.softmax(logits.float() / temperature, dim=1)
+    return torch.einsum("bqhw,qc->bchw", p, centres.float())
 
 
 class _DecoderBlock(nn.Module):
@@ -92,7 +136,8 @@ class UNetGenerator(nn.Module):
     """U-Net with a torchvision ResNet18 encoder taking one channel.
 
     Input:  (B, 1, H, W) float, normalised L in [-1, 1]; H and W multiples of 32.
-    Output: (B, 2, H, W) float, normalised ab in [-1, 1] (tanh).
+    Output: (B, 2, H, W) float, normalised ab in [-1, 1] (tanh, or the annealed mean of
+    the classification head upsampled from H/s).
     """
 
     def __init__(self, config: GeneratorConfig | None = None) -> None:
@@ -100,8 +145,17 @@ class UNetGenerator(nn.Module):
         self.config = config = config or GeneratorConfig()
         if config.encoder != "resnet18":
             raise ValueError(f"unsupported encoder {config.encoder!r}")
-        if len(config.decoder_channels) != len(SKIP_TABLE) - 1:
-            raise ValueError("decoder_channels needs one entry per skip below the bottleneck")
+        if config.head not in ("regression", "classes"):
+            raise ValueError(f"unknown head {config.head!r}")
+        stride = config.head_stride if config.head == "classes" else 1
+        if stride not in (1, 2, 4, 8, 16) or len(config.decoder_channels) != len(
+            SKIP_TABLE
+        ) - 1 - int(math.log2(stride)):
+            raise ValueError("decoder_channels needs one entry per stage down to the head")
+        if config.head == "classes" and config.bins < 2:
+            raise ValueError("a classification head needs at least 2 bins")
+        #: decoding temperature of a classification head (not stored: a user option)
+        self.temperature = DEFAULT_TEMPERATURE
         enc = resnet18(weights=None)
         enc.conv1 = nn.Conv2d(config.in_channels, 64, 7, stride=2, padding=3, bias=False)
         self.stem = nn.Sequential(enc.conv1, enc.bn1, enc.relu)
@@ -116,11 +170,23 @@ class UNetGenerator(nn.Module):
         skips[-1] = config.in_channels
         blocks = []
         in_ch = SKIP_TABLE[-1][1]
-        for skip_ch, out_ch in zip(skips, config.decoder_channels, strict=True):
+        for skip_ch, out_ch in zip(skips, config.decoder_channels, strict=False):
             blocks.append(_DecoderBlock(in_ch, skip_ch, out_ch))
             in_ch = out_ch
         self.decoder = nn.ModuleList(blocks)
-        self.head = nn.Conv2d(in_ch, config.out_channels, 3, padding=1)
+        if config.head == "regression":
+            self.head = nn.Conv2d(in_ch, config.out_channels, 3, padding=1)
+        else:
+            hc = config.head_channels
+            self.color_head = nn.Sequential(
+                nn.Conv2d(in_ch, hc, 3, padding=1, bias=False),
+                nn.BatchNorm2d(hc),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(hc, config.bins, 1),
+            )
+            # normalised ab of each class; set by the caller (restore.colorbins), kept in
+            # the weights file so a file decodes as it was trained
+            self.register_buffer("bin_ab", torch.zeros(config.bins, 2))
 
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Feature maps in SKIP_TABLE order, shallow to deep."""
@@ -131,12 +197,27 @@ class UNetGenerator(nn.Module):
         s5 = self.layer4(s4)  # (B, 512, H/32, W/32)
         return [x, s1, s2, s3, s4, s5]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def decode_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last decoder stage's output: (B, C, H/s, W/s), s the head's stride."""
         feats = self.encode(x)
         y = feats[-1]
-        for block, skip in zip(self.decoder, reversed(feats[:-1]), strict=True):
+        for block, skip in zip(self.decoder, reversed(feats[:-1]), strict=False):
             y = block(y, skip)
-        return torch.tanh(self.head(y))
+        return y
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Classification head only: (B, 1, H, W) L -> (B, Q, H/s, W/s) class logits."""
+        return self.color_head(self.decode_features(x))
+
+    def decode(self, logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Class logits -> (B, 2, *size) float32 normalised ab (annealed mean, bilinear)."""
+        ab = annealed_mean(logits, self.bin_ab, self.temperature)
+        return F.interpolate(ab, size=size, mode="bilinear", align_corners=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.config.head == "classes":
+            return self.decode(self.logits(x), x.shape[-2:])
+        return torch.tanh(self.head(self.decode_features(x)))
 
 
 def load_imagenet_encoder(model: UNetGenerator, state_dict: dict[str, torch.Tensor]) -> list[str]:

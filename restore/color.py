@@ -157,14 +157,30 @@ def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
     Returns:
         (H, W, 3) float32 in [0, 1].
     """
+    lin, luminance = _lab_to_linear(lab)
+    return linear_to_srgb(fit_gamut_linear(lin, luminance))
+
+
+def _lab_to_linear(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(..., 3) Lab -> (..., 3) float32 linear RGB, unclipped (may leave [0, 1]), and
+    (...) float32 luminance Y clipped to [0, 1]."""
     lab = np.asarray(lab, dtype=np.float32)
-    lightness = lab[..., 0]
-    fy = (lightness + 16.0) / 116.0
+    fy = (lab[..., 0] + 16.0) / 116.0
     f = np.stack([fy + lab[..., 1] / 500.0, fy, fy - lab[..., 2] / 200.0], axis=-1)
     xyz = np.where(f > 6.0 / 29.0, f * f * f, (116.0 * f - 16.0) / _KAPPA)
-    lin = xyz @ _XYZ2RGB_W.T  # (H, W, 3) linear RGB, may leave [0, 1]
-    lin = fit_gamut_linear(lin, np.clip(xyz[..., 1], 0.0, 1.0))
-    return linear_to_srgb(lin)
+    return xyz @ _XYZ2RGB_W.T, np.clip(xyz[..., 1], 0.0, 1.0)
+
+
+def lab_in_gamut(lab: np.ndarray, tolerance: float = 1e-4) -> np.ndarray:
+    """Which Lab colours sRGB can show without clipping.
+
+    Args:
+        lab: (..., 3) float; L in [0, 100].
+    Returns:
+        (...) bool.
+    """
+    lin, _ = _lab_to_linear(lab)
+    return np.all((lin >= -tolerance) & (lin <= 1.0 + tolerance), axis=-1)
 
 
 def fit_gamut_linear(lin: np.ndarray, luminance: np.ndarray) -> np.ndarray:

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
-from restore.models import UNetGenerator
+from restore.models import UNetGenerator, annealed_mean
 
 #: Bilinear x2 (align_corners=False) followed by a 3x3 tap, seen from the low-resolution
 #: map: _PHASE[a][dy, e] is the weight of low-resolution row i+e-1 (edge-replicated) in
@@ -459,6 +459,25 @@ class _Tail:
         return _interleave(self.head_p(z, ws=ws), 2, ws)
 
 
+class _ClassHead:
+    """The classification head: conv-ReLU, 1x1 conv to class logits, then the annealed
+    mean in float32 and a bilinear upsampling to the input's size."""
+
+    def __init__(self, model: UNetGenerator, dtype: torch.dtype) -> None:
+        head = model.color_head
+        if not isinstance(head[1], nn.Identity):
+            raise ValueError("FusedGenerator needs a model with BatchNorm folded")
+        self.conv = _Conv.of(head[0], dtype)
+        self.logits = _Conv.of(head[3], dtype)
+        self.centres = model.bin_ab.detach().float().clone()
+        self.temperature = float(model.temperature)
+
+    def __call__(self, y: torch.Tensor, size: tuple[int, int], ws: Workspace) -> torch.Tensor:
+        logits = self.logits(self.conv(y, "relu", ws), "none", ws)
+        ab = annealed_mean(logits, self.centres, self.temperature)
+        return F.interpolate(ab, size=size, mode="bilinear", align_corners=False)
+
+
 def _tile(bias: torch.Tensor | None) -> torch.Tensor | None:
     """A bias for phase-major outputs: the same per phase."""
     return None if bias is None else bias.detach().repeat(4)
@@ -503,6 +522,10 @@ class FusedGenerator:
             conv1, conv2 = block.body[0], block.body[3]
             self.decoder.append(_UpBlock(conv1, conv2, in_ch, dtype))
             in_ch = conv2.out_channels
+        self.classes: _ClassHead | None = None
+        if model.config.head == "classes":
+            self.classes = _ClassHead(model, dtype)
+            return
         last = model.decoder[-1].body
         self.tail = _Tail(
             self.decoder.pop(),
@@ -545,8 +568,12 @@ class FusedGenerator:
             for block in layer:
                 y = block(y, ws)
             feats.append(y)
-        for block, skip in zip(self.decoder, reversed(feats[1:-1]), strict=True):
+        skips = reversed(feats[1:-1])
+        for block, skip in zip(self.decoder, skips, strict=self.classes is None):
             y = block(y, skip, ws)
+        if self.classes is not None:
+            del feats
+            return self.classes(y, tuple(x.shape[-2:]), ws)
         head = self.tail(y, x, ws)
         del feats, x, y
         return ws.take(tuple(head.shape), torch.float32).copy_(head).tanh_()

@@ -23,8 +23,13 @@ from restore.models import (
 )
 
 FORMAT = "restore-colorizer"
-FORMAT_VERSION = 1
+#: Version written; 2 added the classification head (its bin table stays fp32).
+FORMAT_VERSION = 2
+READABLE_VERSIONS = ("1", "2")
 DISCRIMINATOR_FORMAT = "restore-patchgan"
+DISCRIMINATOR_VERSION = 1
+#: Tensors saved at full precision whatever the file's dtype: the classes' ab table.
+FULL_PRECISION = ("bin_ab",)
 
 SHIPPED_NAME = "restore_g.safetensors"
 
@@ -70,7 +75,7 @@ class WeightsInfo:
             "sha256": self.sha256,
             "steps": self.metadata.get("training", {}).get("steps"),
             "chroma_gain": self.chroma_gain,
-            "format_version": FORMAT_VERSION,
+            "format_version": int(self.metadata.get("format_version", FORMAT_VERSION)),
         }
 
 
@@ -97,7 +102,11 @@ def save_generator(
     """
     path = Path(path)
     tensors = {
-        k: (v.detach().to("cpu", dtype) if v.is_floating_point() else v.detach().cpu()).contiguous()
+        k: (
+            v.detach().to("cpu", dtype)
+            if v.is_floating_point() and k not in FULL_PRECISION
+            else v.detach().cpu()
+        ).contiguous()
         for k, v in model.state_dict().items()
     }
     meta = {
@@ -144,10 +153,10 @@ def read_info(path: str | Path) -> tuple[WeightsInfo, dict[str, torch.Tensor]]:
         raise WeightsError(
             f"{path} is not a restore colorizer weights file (format={meta.get('format')!r})"
         )
-    if meta.get("format_version") != str(FORMAT_VERSION):
+    if meta.get("format_version") not in READABLE_VERSIONS:
         raise WeightsError(
             f"{path} has weights format version {meta.get('format_version')!r}; "
-            f"this restore understands version {FORMAT_VERSION}: upgrade restore"
+            f"this restore understands versions {', '.join(READABLE_VERSIONS)}: upgrade restore"
         )
     try:
         norm = json.loads(meta["normalisation"])
@@ -155,7 +164,10 @@ def read_info(path: str | Path) -> tuple[WeightsInfo, dict[str, torch.Tensor]]:
         if arch.pop("name") != "unet-resnet18":
             raise WeightsError(f"{path}: unknown architecture")
         config = GeneratorConfig.from_dict(arch)
-        info_meta = {k: json.loads(meta.get(k, "{}")) for k in ("training", "metrics", "inference")}
+        info_meta: dict[str, Any] = {
+            k: json.loads(meta.get(k, "{}")) for k in ("training", "metrics", "inference")
+        }
+        info_meta["format_version"] = int(meta["format_version"])
         gain = float(info_meta["inference"].get("chroma_gain", 1.0))
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise WeightsError(f"{path}: damaged metadata ({e})") from e
@@ -195,7 +207,7 @@ def save_discriminator(model: PatchDiscriminator, path: str | Path, *, steps: in
     }
     meta = {
         "format": DISCRIMINATOR_FORMAT,
-        "format_version": str(FORMAT_VERSION),
+        "format_version": str(DISCRIMINATOR_VERSION),
         "architecture": json.dumps(model.config.to_dict()),
         "steps": str(steps),
     }
@@ -208,7 +220,7 @@ def load_discriminator(path: str | Path) -> PatchDiscriminator:
     path = Path(path)
     tensors, meta = _read(path)
     if meta.get("format") != DISCRIMINATOR_FORMAT or meta.get("format_version") != str(
-        FORMAT_VERSION
+        DISCRIMINATOR_VERSION
     ):
         raise WeightsError(f"{path} is not a restore discriminator file")
     model = PatchDiscriminator(PatchDiscriminatorConfig(**json.loads(meta["architecture"])))

@@ -16,6 +16,14 @@ class TrainConfig:
     val_dir: Path | None = None
     seed: int = 0
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)  # when not init_g
+    # "regression" (L1 on ab) or "classes" (rebalanced cross-entropy over quantised ab,
+    # train/classloss.py); only read when G is built here, not from init_g
+    head: str = "regression"
+    class_mix: float = 0.5  # the rebalancing's uniform share (Zhang et al.'s lambda)
+    class_l1: float = 0.0  # weight of an L1 term on the classes head's decoded colour
+    # Share of crops whose input L is damaged like an old print (train/degrade.py); the
+    # target stays the clean ab.
+    degrade: float = 0.0
     # Crops: small crops are ~4x cheaper; images in our data have a 256 px short side,
     # so 128 crops see objects at the scale the generator meets at render size 256.
     crop: int = 128
@@ -44,9 +52,12 @@ class TrainConfig:
     val_every: int = 1000
     val_images: int = 100
     log_every: int = 25
-    cache_mb: int = 3000  # decoded training images kept in memory
+    cache_mb: int = 6000  # decoded training images kept in memory (uint8 RGB)
     init_g: Path | None = None  # start G from a weights file (e.g. the shipped one)
     init_d: Path | None = None  # start D from a discriminator file
+    # copy every tensor whose name and shape match from a generator file into a freshly
+    # built G (e.g. the shipped regression model's encoder and decoder into a classes G)
+    init_trunk: Path | None = None
     imagenet_encoder: Path | None = None  # torchvision resnet18 state dict (.safetensors/.pth)
 
     @property

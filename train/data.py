@@ -19,21 +19,34 @@ import torch
 from restore import color
 from restore.imagefiles import list_images
 
+from .degrade import DEFAULT_DAMAGE, DamageConfig, damage
+
 log = logging.getLogger(__name__)
 
 
 class CropSampler:
-    """Random crops with flips as normalised (L, ab) tensors.
+    """Random crops with flips as normalised (L, ab) tensors; a ``degrade`` share of the
+    crops get an old print's damage on L (the ab target stays clean).
 
     Yields for step s: L_n (B, 1, c, c) float32 in [-1, 1], ab_n (B, 2, c, c) float32 in ~[-1, 1].
     """
 
-    def __init__(self, root: Path, crop: int, seed: int, cache_mb: int = 0) -> None:
+    def __init__(
+        self,
+        root: Path,
+        crop: int,
+        seed: int,
+        cache_mb: int = 0,
+        degrade: float = 0.0,
+        damage_config: DamageConfig = DEFAULT_DAMAGE,
+    ) -> None:
         self.files = list_images(root)
         if not self.files:
             raise FileNotFoundError(f"no images under {root}")
         self.crop = crop
         self.seed = seed
+        self.degrade = degrade
+        self.damage_config = damage_config
         self.cache_bytes = cache_mb * 2**20
         self._cache: dict[int, np.ndarray] = {}
         self._cached = 0
@@ -100,6 +113,10 @@ class CropSampler:
             crops.append(self._crop(img, rng, size))
         rgb = np.stack(crops).astype(np.float32) / 255.0  # (B, c, c, 3)
         lab = np.stack([color.rgb_to_lab(x) for x in rgb])  # (B, c, c, 3)
+        if self.degrade > 0:
+            for x in lab:
+                if rng.random() < self.degrade:
+                    x[..., 0] = damage(x[..., 0], rng, self.damage_config)[0]
         t = torch.from_numpy(lab).permute(0, 3, 1, 2)
         return color.normalize_l(t[:, :1]).contiguous(), color.normalize_ab(t[:, 1:]).contiguous()
 

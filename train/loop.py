@@ -14,11 +14,24 @@ from typing import Any
 
 import numpy as np
 import torch
-from restore.models import PatchDiscriminator, UNetGenerator, load_imagenet_encoder
+from restore.models import (
+    GeneratorConfig,
+    PatchDiscriminator,
+    UNetGenerator,
+    load_imagenet_encoder,
+)
 from torch import nn
 
-from restore.weights import load_discriminator, load_generator, save_discriminator, save_generator
+from restore import colorbins
+from restore.weights import (
+    load_discriminator,
+    load_generator,
+    read_info,
+    save_discriminator,
+    save_generator,
+)
 
+from .classloss import ClassLoss, bin_prior, class_weights
 from .config import TrainConfig
 from .data import CropSampler
 from .losses import GANLoss
@@ -50,7 +63,13 @@ class Trainer:
             self.prior_hours = float(prior.get("hours") or 0.0)
             self.lineage = [*prior.get("lineage", []), f"{config.init_g} (step {self.step})"]
         else:
-            self.G = UNetGenerator(config.generator)
+            self.G = UNetGenerator(_generator_config(config))
+            if self.G.config.head == "classes":
+                self.G.bin_ab.copy_(torch.from_numpy(colorbins.normalised_centres()))
+            if config.init_trunk:
+                copied = copy_matching(self.G, read_info(config.init_trunk)[1])
+                log.info("copied %d tensors from %s", copied, config.init_trunk)
+                self.lineage = [f"trunk of {config.init_trunk}"]
             if config.imagenet_encoder:
                 missing = load_imagenet_encoder(self.G, _read_state_dict(config.imagenet_encoder))
                 if missing:
@@ -66,8 +85,11 @@ class Trainer:
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.lr_d, betas=betas)
         self.gan_d = GANLoss(config.gan_mode, real_label=config.real_label).to(self.device)
         self.gan_g = GANLoss(config.gan_mode, real_label=1.0).to(self.device)
-        self.sampler = CropSampler(config.data_dir, config.crop, config.seed, config.cache_mb)
+        self.sampler = CropSampler(
+            config.data_dir, config.crop, config.seed, config.cache_mb, config.degrade
+        )
         self.l1 = self._l1_loss().to(self.device)
+        self.class_loss = self._class_loss().to(self.device) if self.classes else None
         self.validator = Validator(config, self.out) if config.val_dir else None
         self.best_score = -math.inf
         self.elapsed = 0.0  # training wall seconds over all sessions
@@ -83,6 +105,36 @@ class Trainer:
         log.info("ab prior from %d bins; rebalance strength %g", reached.sum(), cfg.rebalance)
         weights = rebalance_weights(prior, cfg.rebalance_mix, reached)
         return RebalancedL1(weights, cfg.rebalance)
+
+    @property
+    def classes(self) -> bool:
+        """Whether G has the classification head."""
+        return self.G.config.head == "classes"
+
+    def _class_loss(self) -> ClassLoss:
+        """Cross-entropy rebalanced by the prior of the training set's colours."""
+        cfg = self.cfg
+        images = self.sampler.sample_images(cfg.rebalance_images, cfg.seed)
+        centres = colorbins.gamut_bins()
+        prior = bin_prior(sample_ab(images, per_image=1000, seed=cfg.seed), centres)
+        log.info("class prior over %d bins: %d above 1e-4", len(prior), (prior > 1e-4).sum())
+        return ClassLoss(self.G.bin_ab.detach().cpu(), class_weights(prior, cfg.class_mix))
+
+    def colour(self, l_n: torch.Tensor, ab_n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """G's ab for ``l_n`` and its colour loss against ``ab_n`` (L1 or cross-entropy).
+
+        l_n: (B, 1, H, W); ab_n: (B, 2, H, W) normalised. Returns (B, 2, H, W) float32 ab
+        (differentiable) and the scalar loss. Call under autocast.
+        """
+        if self.class_loss is None:
+            fake = self.G(l_n).float()
+            return fake, self.l1(fake, ab_n)
+        logits = self.G.logits(l_n)
+        fake = self.G.decode(logits, l_n.shape[-2:])
+        loss = self.class_loss(logits, ab_n)
+        if self.cfg.class_l1 > 0:
+            loss = loss + self.cfg.class_l1 * self.l1(fake, ab_n)
+        return fake, loss
 
     # -- state -----------------------------------------------------------------------------
 
@@ -156,18 +208,19 @@ class Trainer:
         return self.cfg.gan_batch_size if self.in_gan_phase(step) else self.cfg.batch_size
 
     def l1_step(self, l_n: torch.Tensor, ab_n: torch.Tensor) -> dict[str, float]:
+        """One step on the colour loss alone (phase 1)."""
         with self._autocast():
-            fake = self.G(l_n)
-            loss = self.l1(fake.float(), ab_n)
+            _, loss = self.colour(l_n, ab_n)
         self.opt_l1.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_l1.step()
         return {"l1": loss.item()}
 
     def gan_step(self, l_n: torch.Tensor, ab_n: torch.Tensor) -> dict[str, float]:
-        """One pix2pix step: update D on real/fake pairs, then G on cGAN + lambda * L1."""
+        """One pix2pix step: update D on real/fake pairs, then G on cGAN + lambda * colour
+        loss (L1, or the classes head's cross-entropy)."""
         with self._autocast():
-            fake = self.G(l_n)
+            fake, loss_l1 = self.colour(l_n, ab_n)
         # D
         self.D.requires_grad_(True)
         with self._autocast():
@@ -181,7 +234,6 @@ class Trainer:
         self.D.requires_grad_(False)
         with self._autocast():
             loss_adv = self.gan_g(self.D(l_n, fake), True)
-            loss_l1 = self.l1(fake.float(), ab_n)
             loss_g = loss_adv + self.cfg.lambda_l1 * loss_l1
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
@@ -269,10 +321,17 @@ class Trainer:
             "lr_d": self.cfg.lr_d,
             "real_label": self.cfg.real_label,
             "rebalance": self.cfg.rebalance,
+            "head": self.G.config.head,
+            "class_mix": self.cfg.class_mix,
+            "class_l1": self.cfg.class_l1,
+            "degrade": self.cfg.degrade,
             "ema_decay": self.cfg.ema_decay,
             "precision": self.cfg.precision,
             "val_images": len(self.validator.files),
-            "recipe": f"pix2pix: L1 pre-training, then cGAN + {self.cfg.lambda_l1:g}*L1; EMA of G",
+            "recipe": (
+                f"pix2pix: {'rebalanced CE' if self.classes else 'L1'} pre-training, then "
+                f"cGAN + {self.cfg.lambda_l1:g}*that; EMA of G"
+            ),
         }
         # Save the model that was scored: G_ema with its own BatchNorm statistics.
         save_generator(model, self.out / "g_latest.safetensors", training=training, metrics=summary)
@@ -285,6 +344,24 @@ class Trainer:
             )
             save_discriminator(self.D, self.out / "d_best.safetensors", steps=self.step)
         return summary
+
+
+def _generator_config(cfg: TrainConfig) -> GeneratorConfig:
+    if cfg.head == "classes":
+        return GeneratorConfig.classes(len(colorbins.gamut_bins()))
+    if cfg.head != "regression":
+        raise ValueError(f"unknown head {cfg.head!r}")
+    return cfg.generator
+
+
+def copy_matching(model: nn.Module, tensors: dict[str, torch.Tensor]) -> int:
+    """Copy every tensor of ``tensors`` whose name and shape match one of ``model``'s
+    parameters or buffers; returns how many were copied."""
+    own = model.state_dict()
+    hits = {k: v for k, v in tensors.items() if k in own and own[k].shape == v.shape}
+    hits.pop("bin_ab", None)  # the bins are this run's, not the source's
+    model.load_state_dict({**own, **{k: v.to(own[k].dtype) for k, v in hits.items()}})
+    return len(hits)
 
 
 #: Step numbers for the BN recalibration batches: far from any training step, always the same.

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import csv
+import logging
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 def plot_losses(csv_path: Path, png_path: Path) -> Path | None:
-    """Plot L1 (left axis) and the adversarial losses (right axis) against step."""
+    """Plot L1 (left axis) and the adversarial losses (right axis) against step; None when
+    there is nothing to plot or matplotlib (the ``train`` extra) is not installed."""
     if not csv_path.exists():
         return None
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        log.warning("matplotlib is not installed: no loss plot (pip install 'restore[train]')")
+        return None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

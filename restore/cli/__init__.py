@@ -57,6 +57,31 @@ def main() -> None:
     help="Colour rebalancing of the L1 term: 0 plain L1, 1 Zhang et al.'s rarity weights.",
 )
 @click.option("--rebalance-mix", default=0.5, show_default=True, help="Uniform mix of the prior.")
+@click.option(
+    "--head",
+    type=click.Choice(["regression", "classes"]),
+    default="regression",
+    show_default=True,
+    help="regression: L1 on ab. classes: rebalanced cross-entropy over quantised ab "
+    "(Zhang et al. 2016), decoded by the annealed mean. Ignored with --init-g.",
+)
+@click.option(
+    "--class-mix", default=0.5, show_default=True, help="classes: uniform mix of the prior."
+)
+@click.option(
+    "--class-l1",
+    default=0.0,
+    show_default=True,
+    help="classes: weight of an L1 term on the decoded colour.",
+)
+@click.option(
+    "--degrade",
+    default=0.0,
+    show_default=True,
+    help="Share of crops whose gray input is damaged like an old print (grain, blur, fading, "
+    "JPEG, specks, scratches).",
+)
+@click.option("--cache-mb", default=6000, show_default=True, help="Decoded-image cache.")
 @click.option("--ema-decay", default=0.999, show_default=True)
 @click.option(
     "--bn-batches",
@@ -88,6 +113,12 @@ def main() -> None:
     "--imagenet-encoder",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="torchvision ResNet18 ImageNet state dict to start the encoder from.",
+)
+@click.option(
+    "--init-trunk",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Copy the tensors that fit from a generator file (e.g. the shipped regression "
+    "model's encoder) into the new G.",
 )
 @click.option("--steps-this-run", type=int, default=None, help="Stop after this many steps.")
 def train(**kw: object) -> None:

@@ -1,0 +1,146 @@
+"""The damage model of old prints, applied to lightness: one module for the colorizer's
+old-print augmentation and for the repair stage's synthetic training damage.
+
+An old scan is not a clean gray photograph: its tone curve is faded or crushed, it is
+blurred by the lens and the print, grainy, JPEG-compressed by whoever scanned it, darker
+towards the corners, and carries dust specks and scratches. Each effect is drawn with its
+own probability and strength; the caller keeps the clean image's ab as the target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class DamageConfig:
+    """Probabilities (p_*) and strength ranges of each effect; defaults for old prints."""
+
+    p_tone: float = 0.7  # gamma, faded blacks/whites, crushed contrast
+    gamma: tuple[float, float] = (0.65, 1.5)
+    fade_black: tuple[float, float] = (0.0, 25.0)  # L units the black point rises to
+    fade_white: tuple[float, float] = (75.0, 100.0)  # L units the white point falls to
+    p_crush: float = 0.15
+    p_blur: float = 0.4
+    blur_sigma: tuple[float, float] = (0.3, 1.6)  # pixels
+    p_grain: float = 0.5
+    grain_sigma: tuple[float, float] = (1.0, 7.0)  # L units
+    p_jpeg: float = 0.3
+    jpeg_quality: tuple[int, int] = (30, 90)
+    p_vignette: float = 0.25
+    vignette: tuple[float, float] = (0.1, 0.45)  # lightness lost in the far corners
+    p_specks: float = 0.3
+    specks: tuple[int, int] = (1, 40)  # per 128x128 pixels
+    p_scratches: float = 0.2
+    scratches: tuple[int, int] = (1, 4)
+
+
+DEFAULT_DAMAGE = DamageConfig()
+
+
+def damage(
+    lightness: np.ndarray, rng: np.random.Generator, config: DamageConfig = DEFAULT_DAMAGE
+) -> tuple[np.ndarray, np.ndarray]:
+    """An old-print version of a lightness map.
+
+    Args:
+        lightness: (H, W) float32 L in [0, 100].
+        rng: the source of every random choice (the result is a function of its state).
+    Returns:
+        The damaged (H, W) float32 L in [0, 100], and the (H, W) bool mask of the pixels
+        covered by specks and scratches (what a repair stage must fill).
+    """
+    x = np.array(lightness, dtype=np.float32, copy=True)
+    h, w = x.shape
+    mask = np.zeros((h, w), dtype=bool)
+    if rng.random() < config.p_tone:
+        x = _tone(x, rng, config)
+    if rng.random() < config.p_vignette:
+        x *= _vignette(h, w, rng.uniform(*config.vignette), rng)
+    if rng.random() < config.p_blur:
+        x = cv2.GaussianBlur(x, (0, 0), rng.uniform(*config.blur_sigma))
+    if rng.random() < config.p_specks:
+        _specks(x, mask, rng, config)
+    if rng.random() < config.p_scratches:
+        _scratches(x, mask, rng, config)
+    if rng.random() < config.p_grain:
+        x = _grain(x, rng, rng.uniform(*config.grain_sigma))
+    np.clip(x, 0.0, 100.0, out=x)
+    if rng.random() < config.p_jpeg:
+        x = _jpeg(x, int(rng.integers(*config.jpeg_quality, endpoint=True)))
+    return x, mask
+
+
+def _tone(x: np.ndarray, rng: np.random.Generator, c: DamageConfig) -> np.ndarray:
+    t = np.clip(x / 100.0, 0.0, 1.0) ** rng.uniform(*c.gamma)
+    if rng.random() < c.p_crush:  # contrast pushed until shadows and highlights clip
+        k = rng.uniform(1.2, 1.8)
+        t = np.clip((t - 0.5) * k + 0.5 + rng.uniform(-0.1, 0.1), 0.0, 1.0)
+    lo, hi = rng.uniform(*c.fade_black), rng.uniform(*c.fade_white)
+    return (lo + (hi - lo) * t).astype(np.float32)
+
+
+def _vignette(h: int, w: int, strength: float, rng: np.random.Generator) -> np.ndarray:
+    cy, cx = h * rng.uniform(0.4, 0.6), w * rng.uniform(0.4, 0.6)
+    yy, xx = np.ogrid[:h, :w]
+    r2 = ((yy - cy) / (0.5 * h)) ** 2 + ((xx - cx) / (0.5 * w)) ** 2
+    return (1.0 - strength * np.clip(r2 / 2.0, 0.0, 1.0)).astype(np.float32)
+
+
+def _grain(x: np.ndarray, rng: np.random.Generator, sigma: float) -> np.ndarray:
+    noise = rng.standard_normal(x.shape, dtype=np.float32)
+    if rng.random() < 0.5:  # clumped film grain rather than sensor noise
+        noise = cv2.GaussianBlur(noise, (0, 0), rng.uniform(0.5, 1.2))
+        noise /= max(float(noise.std()), 1e-6)
+    # grain is strongest in the mid-tones of a print
+    mid = 0.5 + 2.0 * (x / 100.0) * (1.0 - x / 100.0)
+    return x + sigma * mid * noise
+
+
+def _jpeg(x: np.ndarray, quality: int) -> np.ndarray:
+    u8 = np.round(x * 2.55).astype(np.uint8)
+    ok, buf = cv2.imencode(".jpg", u8, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        return x
+    return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE).astype(np.float32) / 2.55
+
+
+def _paint(x: np.ndarray, mask: np.ndarray, shape: np.ndarray, value: float) -> None:
+    """Blend ``value`` into ``x`` where ``shape`` (float coverage in [0, 1]) is set."""
+    cover = shape > 0.05
+    x[cover] = x[cover] * (1.0 - shape[cover]) + value * shape[cover]
+    mask |= shape > 0.3
+
+
+def _specks(x: np.ndarray, mask: np.ndarray, rng: np.random.Generator, c: DamageConfig) -> None:
+    h, w = x.shape
+    layer = np.zeros((h, w), np.float32)
+    count = max(1, round(rng.integers(*c.specks, endpoint=True) * h * w / (128 * 128)))
+    for _ in range(count):
+        centre = (int(rng.integers(w)), int(rng.integers(h)))
+        axes = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+        cv2.ellipse(layer, centre, axes, float(rng.uniform(0, 180)), 0, 360, 1.0, -1)
+    layer = cv2.GaussianBlur(layer, (0, 0), rng.uniform(0.4, 1.0))
+    _paint(x, mask, layer, rng.choice([rng.uniform(85, 100), rng.uniform(0, 15)]))
+
+
+def _scratches(x: np.ndarray, mask: np.ndarray, rng: np.random.Generator, c: DamageConfig) -> None:
+    h, w = x.shape
+    for _ in range(int(rng.integers(*c.scratches, endpoint=True))):
+        layer = np.zeros((h, w), np.float32)
+        # a gently curving polyline across part of the image; hairs curl more
+        n = int(rng.integers(3, 7))
+        start = np.array([rng.uniform(0, w), rng.uniform(0, h)])
+        heading = rng.uniform(0, 2 * np.pi)
+        step = rng.uniform(0.1, 0.35) * max(h, w)
+        curl = rng.uniform(0.05, 0.8)
+        pts = [start]
+        for _ in range(n):
+            heading += rng.normal(0, curl)
+            pts.append(pts[-1] + step * np.array([np.cos(heading), np.sin(heading)]))
+        poly = np.round(np.array(pts)).astype(np.int32)
+        cv2.polylines(layer, [poly], False, 1.0, int(rng.integers(1, 3)), cv2.LINE_AA)
+        _paint(x, mask, layer, rng.choice([rng.uniform(80, 100), rng.uniform(0, 20)]))
