@@ -67,12 +67,18 @@ class EngineConfig:
     # then fits each colour into the sRGB gamut. 1 = as calibrated, 0 = gray; beyond the
     # calibration every step up costs accuracy (weights/README.md).
     saturation: float = 1.0
+    # Classification heads only: how far the annealed mean leans to each pixel's likeliest
+    # colour, as 1 - temperature (0: the plain mean, 1: the mode). None: the weights' value
+    # (WeightsInfo.temperature).
+    vividness: float | None = None
 
     def __post_init__(self) -> None:
         if self.runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {RUNTIMES}, got {self.runtime!r}")
         if not 0.0 <= self.saturation <= 4.0:
             raise ValueError(f"saturation must be in [0, 4], got {self.saturation}")
+        if self.vividness is not None and not 0.0 <= self.vividness <= 1.0:
+            raise ValueError(f"vividness must be in [0, 1], got {self.vividness}")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -264,6 +270,10 @@ class Colorizer:
         self.device = resolve_device(config.device)
         self.dtype = resolve_precision(config.precision, self.device)
         self.model = fold_batchnorm(model.eval()).to(self.device)
+        if config.vividness is not None:
+            self.model.temperature = 1.0 - config.vividness
+        elif info is not None:
+            self.model.temperature = info.temperature
         if self.device.type == "cpu":
             self.model = self.model.to(memory_format=torch.channels_last)
         # Colour strength applied to every prediction: the weights' calibration times the

@@ -16,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from restore.color import NORMALISATION
 from restore.errors import WeightsError
 from restore.models import (
+    DEFAULT_TEMPERATURE,
     GeneratorConfig,
     PatchDiscriminator,
     PatchDiscriminatorConfig,
@@ -68,6 +69,12 @@ class WeightsInfo:
         return float(self.metadata.get("inference", {}).get("chroma_gain", 1.0))
 
     @property
+    def temperature(self) -> float:
+        """Annealed-mean temperature calibrated for a classification head (the engine's
+        default vividness is 1 minus this)."""
+        return float(self.metadata.get("inference", {}).get("temperature", DEFAULT_TEMPERATURE))
+
+    @property
     def identity(self) -> dict[str, Any]:
         """Short description for reports: file, hash, steps."""
         return {
@@ -75,6 +82,8 @@ class WeightsInfo:
             "sha256": self.sha256,
             "steps": self.metadata.get("training", {}).get("steps"),
             "chroma_gain": self.chroma_gain,
+            "head": self.config.head,
+            **({"temperature": self.temperature} if self.config.head == "classes" else {}),
             "format_version": int(self.metadata.get("format_version", FORMAT_VERSION)),
         }
 

@@ -347,6 +347,8 @@ class Trainer:
 
 
 def _generator_config(cfg: TrainConfig) -> GeneratorConfig:
+    if cfg.generator.head == "classes":  # a custom classes architecture
+        return cfg.generator
     if cfg.head == "classes":
         return GeneratorConfig.classes(len(colorbins.gamut_bins()))
     if cfg.head != "regression":

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from restore import __version__
-from restore.cli.common import REFINE_OPTION, SATURATION_OPTION
+from restore.cli.common import REFINE_OPTION, SATURATION_OPTION, VIVIDNESS_OPTION
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -164,6 +164,7 @@ def train(**kw: object) -> None:
 @click.option("--skip", type=int, default=0, help="Leave out the first N images (sorted).")
 @REFINE_OPTION
 @SATURATION_OPTION
+@VIVIDNESS_OPTION
 @click.option(
     "--json",
     "json_path",
@@ -180,6 +181,7 @@ def eval_cmd(
     skip: int,
     refine: bool,
     saturation: float,
+    vividness: float | None,
     json_path: Path | None,
 ) -> None:
     """Colorize gray versions of colour photos in TRUTH_DIR and score them against the originals."""
@@ -201,6 +203,7 @@ def eval_cmd(
                 batch_size=1,
                 refine_radius=REFINE_RADIUS if refine else 0,
                 saturation=saturation,
+                vividness=vividness,
             ),
         )
     except WeightsError as e:

@@ -53,6 +53,7 @@ class EngineOptions:
     render_size: int
     refine: bool
     saturation: float
+    vividness: float | None  # None: the weights' calibrated default
     threads: int | None  # cores to use; None: all
 
 
@@ -80,6 +81,16 @@ SATURATION_OPTION = click.option(
     show_default=True,
     help="Colour strength: the predicted colours times this (0 gray, 1 as the weights were "
     "calibrated; higher is livelier and makes wrong colours louder too).",
+)
+
+VIVIDNESS_OPTION = click.option(
+    "--vividness",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    help="How boldly a colour-classes model commits to one colour where several are "
+    "plausible: 0 averages them (duller, safer), 1 always takes the likeliest (vivid, "
+    "wrong more often). Default: the weights' calibrated value (0.62). No effect on "
+    "regression weights.",
 )
 
 
@@ -139,6 +150,7 @@ def job_options(unit: str, output_help: str) -> Callable[[Callable[..., Any]], C
         ),
         REFINE_OPTION,
         SATURATION_OPTION,
+        VIVIDNESS_OPTION,
         click.option("--overwrite", is_flag=True, help="Redo outputs that already exist."),
         click.option(
             "--report",
@@ -208,6 +220,7 @@ def load_colorizer(engine: EngineOptions) -> Any:
         workers=plan.workers,
         refine_radius=REFINE_RADIUS if engine.refine else 0,
         saturation=engine.saturation,
+        vividness=engine.vividness,
         runtime=engine.runtime,
     )
     try:
