@@ -21,12 +21,12 @@ from pathlib import Path
 import cv2
 import torch
 
-from benchmarks import inputs, memory, model, photos, video
+from benchmarks import inputs, memory, model, photos, train, video
 from benchmarks.common import Table, colorizer, pick_weights
 from restore.engine import Colorizer, render_shape
 from restore.runtime import apply_threads, plan_threads, tune_allocator
 
-SECTIONS = ("model", "video", "photos", "memory")
+SECTIONS = ("model", "video", "photos", "memory", "train")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--long-seconds", type=float, default=40.0, help="long clip otherwise")
     ap.add_argument("--threads", type=int, help="cores to use, as `restore --threads`")
+    ap.add_argument(
+        "--train-data", type=Path, help="training photos for the train section (default: synthetic)"
+    )
     args = ap.parse_args(argv)
     if args.quick:
         args.repeats, args.seconds, args.long_seconds = 1, 3.0, 9.0
@@ -210,6 +213,21 @@ def main(argv: list[str] | None = None) -> int:
                     "the 10-minute clip of issue 5: add --long (about 10 more minutes)"
                 )
             _emit(table)
+
+        if "train" in sections:
+            # training runs one process over all cores, as `restore train` does
+            threads = torch.get_num_threads()
+            torch.set_num_threads(os.cpu_count() or 1)
+            try:
+                table = train.report(args.train_data, 1.0 if args.quick else 3.0)
+            finally:
+                torch.set_num_threads(threads)
+            _emit(table)
+            for r in table.rows:
+                if r[0] == "regression" and r[1] == "colour loss":
+                    summary.add(
+                        "training, regression head, phase 1, end to end (crops/s)", r[5], "≥ 92"
+                    )
 
         _emit(summary)
         print(f"total {time.perf_counter() - started:.0f} s")

@@ -53,8 +53,8 @@ class EngineOptions:
     render_size: int
     refine: bool
     saturation: float
-    vividness: float | None  # None: the weights' calibrated default
     threads: int | None  # cores to use; None: all
+    vividness: float | None = None  # None: the weights' calibrated default
 
 
 #: Default generator batch on CUDA: a GPU needs more work per call than a CPU core to be
