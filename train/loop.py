@@ -120,18 +120,23 @@ class Trainer:
         log.info("class prior over %d bins: %d above 1e-4", len(prior), (prior > 1e-4).sum())
         return ClassLoss(self.G.bin_ab.detach().cpu(), class_weights(prior, cfg.class_mix))
 
-    def colour(self, l_n: torch.Tensor, ab_n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def colour(
+        self, l_n: torch.Tensor, ab_n: torch.Tensor, need_ab: bool = True
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
         """G's ab for ``l_n`` and its colour loss against ``ab_n`` (L1 or cross-entropy).
 
         l_n: (B, 1, H, W); ab_n: (B, 2, H, W) normalised. Returns (B, 2, H, W) float32 ab
-        (differentiable) and the scalar loss. Call under autocast.
+        (differentiable; None for a classes head when not ``need_ab`` and the loss does not
+        use it) and the scalar loss. Call under autocast.
         """
         if self.class_loss is None:
             fake = self.G(l_n).float()
             return fake, self.l1(fake, ab_n)
         logits = self.G.logits(l_n)
-        fake = self.G.decode(logits, l_n.shape[-2:])
         loss = self.class_loss(logits, ab_n)
+        if not (need_ab or self.cfg.class_l1 > 0):
+            return None, loss
+        fake = self.G.decode(logits, l_n.shape[-2:])
         if self.cfg.class_l1 > 0:
             loss = loss + self.cfg.class_l1 * self.l1(fake, ab_n)
         return fake, loss
@@ -210,7 +215,7 @@ class Trainer:
     def l1_step(self, l_n: torch.Tensor, ab_n: torch.Tensor) -> dict[str, float]:
         """One step on the colour loss alone (phase 1)."""
         with self._autocast():
-            _, loss = self.colour(l_n, ab_n)
+            _, loss = self.colour(l_n, ab_n, need_ab=False)
         self.opt_l1.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_l1.step()
@@ -221,6 +226,7 @@ class Trainer:
         loss (L1, or the classes head's cross-entropy)."""
         with self._autocast():
             fake, loss_l1 = self.colour(l_n, ab_n)
+            assert fake is not None
         # D
         self.D.requires_grad_(True)
         with self._autocast():
