@@ -214,3 +214,20 @@ def test_vividness_outside_zero_one_is_refused() -> None:
     with pytest.raises(ValueError, match="vividness"):
         EngineConfig(vividness=1.5)
     assert replace(EngineConfig(), vividness=None).vividness is None
+
+
+def test_calibrated_temperature_is_the_engines_default_and_vividness_overrides_it(
+    tmp_path: Path,
+) -> None:
+    from restore.train.calibrate import main as calibrate
+
+    src = save_generator(_classes_model().eval(), tmp_path / "c.safetensors")
+    out = tmp_path / "cal.safetensors"
+    calibrate([str(src), "--temperature", "0.7", "--out", str(out)])
+    assert read_info(out)[0].temperature == 0.7
+    assert Colorizer.from_weights(out, EngineConfig(runtime="eager")).model.temperature == 0.7
+    vivid = Colorizer.from_weights(out, EngineConfig(runtime="eager", vividness=0.9))
+    assert vivid.model.temperature == pytest.approx(0.1)
+    regression = save_generator(UNetGenerator().eval(), tmp_path / "r.safetensors")
+    with pytest.raises(SystemExit):
+        calibrate([str(regression), "--temperature", "0.5", "--out", str(tmp_path / "x")])
