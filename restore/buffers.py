@@ -4,8 +4,8 @@ Why: the video pipeline hands each frame's arrays (full-resolution L, ab and L a
 size) from the thread that makes them to the thread that frees them, at times that depend
 on how the queues fill. With glibc, a block freed by another thread at a random moment
 leaves holes in the arena it came from; the next generator call's activations then no
-longer fit, the arena grows, and peak memory creeps up over a long film (benchmarks/RESULTS.md,
-2026-11-22). Taking those arrays from a pool keyed by shape means that, once the queues have
+longer fit, the arena grows, and peak memory creeps up over a long film (benchmarks/RESULTS.md).
+Taking those arrays from a pool keyed by shape means that, once the queues have
 filled, they are no longer allocated or freed at all.
 """
 

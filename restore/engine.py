@@ -52,13 +52,11 @@ class EngineConfig:
     #   full-resolution upsampling folded in (restore.fused); same outputs;
     # "torchscript": a frozen TorchScript trace (weights cast to the dtype once);
     # "eager": the PyTorch module as trained.
-    # bf16 at 256x448, batch 4, two single-threaded calls at once (benchmarks/RESULTS.md,
-    # 2026-11-22 13:36): fused 82.8 images/s, torchscript 47.3, eager 37.3; 20:59, with the
-    # fused runner's workspace as shipped: fused 75.0.
+    # fused is the fastest by far (benchmarks/RESULTS.md has the figures per runtime).
     runtime: Runtime = "fused"
     # Edge-aware clean-up of the predicted colours (guided filter, L as the guide), radius in
     # render-size pixels (REFINE_RADIUS when asked for); 0 = raw generator output. See
-    # :func:`refine_ab`. Off by default since the generator shipped in session 3: by eye few
+    # :func:`refine_ab`. Off by default with the shipped generator: by eye few
     # hue bands on oldphotos crops, and at equal colourfulness the filter cost accuracy
     # (`restore eval ../shared/data/val --refine`, README).
     refine_radius: int = 0

@@ -56,8 +56,8 @@ _PHASE = torch.tensor(
 #: feature of the last decoder stage). The others are allocated by oneDNN: writing into a
 #: buffer means zeroing it first (oneDNN fills a given tensor only as the addend of a
 #: post-op), which costs time in proportion to its size. At 256x448, bf16, batch 4, one
-#: thread (an ad-hoc A/B in one process, medians of 12; benchmarks/RESULTS.md, 2026-11-22
-#: 18:50 entry): every output into the workspace 109.4 ms per call, the three 14 MiB ones
+#: thread (an ad-hoc A/B in one process, medians of 12; benchmarks/RESULTS.md,
+#: memory entry): every output into the workspace 109.4 ms per call, the three 14 MiB ones
 #: (8 MiB here) 103.4, the two of the tail 101.8, none 97.6, before the workspace 99.0. With
 #: the stem's alone (this default) a 10-minute film peaked within 1 % of a 10 s one (RSS
 #: -0.8 % and +0.6 % in two runs) and the generator reached 54-55 % of the bf16 peak; with
@@ -93,7 +93,7 @@ class Workspace:
     Why: a forward pass allocates 127 MiB in all, in blocks of 0.4-14 MiB (bf16, batch 4
     at 256x448; 74 MiB live at most); two workers allocating and freeing those in one heap
     fragment it, and a long film's peak memory crept above a short one's
-    (benchmarks/RESULTS.md, 2026-11-22). Taken from here: the input copy, the 16-bit max
+    (benchmarks/RESULTS.md). Taken from here: the input copy, the 16-bit max
     pooling, the padded and upsampled maps, the interleaved phases, the output, and the
     stem's convolution output (CONV_INTO_WORKSPACE_BYTES); the residual and skip sums are
     written over their addend, wherever that came from. A free buffer serves any request

@@ -39,7 +39,7 @@ def tune_allocator(one_arena: bool = True) -> bool:
     - ``one_arena``: every thread allocates from one heap. With one arena per thread, a
       generator call needs just under two of glibc's 64 MiB per-thread heaps; a few stray
       blocks push it into a third one from time to time, so peak memory crept up with the
-      length of a film (benchmarks/RESULTS.md, 2026-11-22 16:30). One contiguous heap has
+      length of a film (benchmarks/RESULTS.md). One contiguous heap has
       no such boundaries.
 
     Memory then only comes back to the system through :func:`release_free_memory`.
@@ -65,7 +65,7 @@ def release_free_memory() -> None:
     Only after :func:`tune_allocator` (glibc's own defaults trim by themselves). Called
     every few dozen frames by the video pipeline: resident memory then follows what is in
     use instead of every page ever touched (a 10-minute 720p film peaked 2-4 % above a
-    10-second one, benchmarks/RESULTS.md 2026-11-22 18:01 and 18:20).
+    10-second one, benchmarks/RESULTS.md).
     Costs ~10 ms, plus faulting in again what the next generator call needs.
     """
     if not _tuned:
