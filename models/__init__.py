@@ -7,12 +7,14 @@ from .generator import (
     GeneratorConfig,
     UNetGenerator,
     annealed_mean,
+    decode_classes,
     load_imagenet_encoder,
 )
 
 __all__ = [
     "DEFAULT_TEMPERATURE",
     "annealed_mean",
+    "decode_classes",
     "SKIP_TABLE",
     "GeneratorConfig",
     "PatchDiscriminator",

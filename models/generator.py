@@ -90,6 +90,15 @@ def annealed_mean(logits: torch.Tensor, centres: torch.Tensor, temperature: floa
     return torch.einsum("bqhw,qc->bchw", p, centres.float())
 
 
+def decode_classes(
+    logits: torch.Tensor, centres: torch.Tensor, temperature: float, size: tuple[int, int]
+) -> torch.Tensor:
+    """Class logits (B, Q, h, w) -> (B, 2, *size) float32 normalised ab: the annealed mean,
+    upsampled bilinearly (the classes head's output, for training and every runtime)."""
+    ab = annealed_mean(logits, centres, temperature)
+    return F.interpolate(ab, size=size, mode="bilinear", align_corners=False)
+
+
 class _DecoderBlock(nn.Module):
     """Upsample x2 (bilinear, no checkerboard), concatenate the skip, two conv-BN-ReLU."""
 
@@ -211,8 +220,7 @@ class UNetGenerator(nn.Module):
 
     def decode(self, logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """Class logits -> (B, 2, *size) float32 normalised ab (annealed mean, bilinear)."""
-        ab = annealed_mean(logits, self.bin_ab, self.temperature)
-        return F.interpolate(ab, size=size, mode="bilinear", align_corners=False)
+        return decode_classes(logits, self.bin_ab, self.temperature, size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.config.head == "classes":

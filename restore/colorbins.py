@@ -49,8 +49,11 @@ def nearest_bin(ab: np.ndarray, centres: np.ndarray | None = None) -> np.ndarray
     """
     centres = gamut_bins() if centres is None else centres
     flat = np.asarray(ab, dtype=np.float32).reshape(-1, 2)
-    d = ((flat[:, None, :] - centres[None, :, :]) ** 2).sum(-1)
-    return d.argmin(axis=1).reshape(np.shape(ab)[:-1])
+    out = np.empty(len(flat), dtype=np.int64)
+    for i in range(0, len(flat), 65536):  # in chunks: N may be millions
+        part = flat[i : i + 65536]
+        out[i : i + len(part)] = ((part[:, None, :] - centres[None]) ** 2).sum(-1).argmin(1)
+    return out.reshape(np.shape(ab)[:-1])
 
 
 def normalised_centres() -> np.ndarray:

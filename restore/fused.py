@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
-from restore.models import UNetGenerator, annealed_mean
+from restore.models import UNetGenerator, decode_classes
 
 #: Bilinear x2 (align_corners=False) followed by a 3x3 tap, seen from the low-resolution
 #: map: _PHASE[a][dy, e] is the weight of low-resolution row i+e-1 (edge-replicated) in
@@ -474,8 +474,7 @@ class _ClassHead:
 
     def __call__(self, y: torch.Tensor, size: tuple[int, int], ws: Workspace) -> torch.Tensor:
         logits = self.logits(self.conv(y, "relu", ws), "none", ws)
-        ab = annealed_mean(logits, self.centres, self.temperature)
-        return F.interpolate(ab, size=size, mode="bilinear", align_corners=False)
+        return decode_classes(logits, self.centres, self.temperature, size)
 
 
 def _tile(bias: torch.Tensor | None) -> torch.Tensor | None:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from restore import color
+from restore import color, colorbins
 
 
 def bin_prior(ab_samples: np.ndarray, centres: np.ndarray, sigma: float = 5.0) -> np.ndarray:
@@ -27,8 +27,8 @@ def bin_prior(ab_samples: np.ndarray, centres: np.ndarray, sigma: float = 5.0) -
     Returns:
         (Q,) float64 summing to 1.
     """
-    idx = _nearest(torch.tensor(ab_samples, dtype=torch.float32), torch.tensor(centres))
-    hist = np.bincount(idx.numpy(), minlength=len(centres)).astype(np.float64)
+    idx = colorbins.nearest_bin(ab_samples, centres)
+    hist = np.bincount(idx.ravel(), minlength=len(centres)).astype(np.float64)
     d2 = ((centres[:, None, :] - centres[None, :, :]) ** 2).sum(-1).astype(np.float64)
     kernel = np.exp(-d2 / (2 * sigma * sigma))
     smooth = kernel @ hist
@@ -45,12 +45,6 @@ def class_weights(prior: np.ndarray, mix: float = 0.5) -> np.ndarray:
     """
     w = 1.0 / ((1.0 - mix) * prior + mix / len(prior))
     return w / float((prior * w).sum())
-
-
-def _nearest(ab: torch.Tensor, centres: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
-    """(N, 2) ab -> (N,) int64 nearest centre (in chunks: N may be millions)."""
-    c = centres.float()
-    return torch.cat([torch.cdist(p.float(), c).argmin(dim=1) for p in ab.split(chunk)])
 
 
 class ClassLoss(nn.Module):
