@@ -12,8 +12,10 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.common import Table
-from restore import fused
-from restore.engine import Colorizer, freeze_for_inference
+from restore import ov_runner
+from restore.engine import Colorizer
+
+Runner = Callable[[torch.Tensor], torch.Tensor]
 
 
 def _rate(fn: object, work: float, seconds: float) -> float:
@@ -69,12 +71,13 @@ def _peak(table: Table, seconds: float) -> None:
 def generator(
     colorizer: Colorizer, shape: tuple[int, int], batches: list[int], seconds: float
 ) -> tuple[Table, dict[str, float]]:
-    """images/s and GFLOP/s of the generator at ``shape`` (h, w): eager fp32 NCHW, eager
-    bf16 channels_last, the frozen TorchScript runner and the fused oneDNN runner (the
-    engine's default, restore.fused) in fp32 and bf16.
+    """images/s and GFLOP/s of the generator at ``shape`` (h, w): PyTorch eager fp32 NCHW,
+    eager bf16 channels_last, and OpenVINO (the engine's CPU default, restore.ov_runner)
+    in fp32 and bf16.
 
     Returns the table and the best GFLOP/s per "<dtype>" and per "<dtype>, <runtime>"."""
     workers = max(1, colorizer.config.workers)
+    cores = os.cpu_count() or 1
     model = colorizer.model  # folded, channels_last
     h, w = shape
     with FlopCounterMode(display=False) as counter:
@@ -82,49 +85,39 @@ def generator(
     flops = float(counter.get_total_flops())
     table = Table(
         f"Generator at {h}x{w} ({flops / 1e9:.1f} GFLOP per image, BatchNorm folded), "
-        f"{torch.get_num_threads()} torch thread(s) per call",
+        f"{torch.get_num_threads()} torch thread(s) per eager call",
         ["batch", "dtype / runtime", "images/s", "GFLOP/s"],
     )
     nchw = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
     cl = torch.channels_last
-    variants = [
-        ("fp32, eager NCHW", nchw, torch.float32, torch.contiguous_format),
-        ("bf16 autocast, eager channels_last", model, torch.bfloat16, cl),
-        (
-            "fp32, frozen TorchScript",
-            freeze_for_inference(model, torch.float32, h),
-            torch.float32,
-            cl,
-        ),
-        (
-            "bf16 autocast, frozen TorchScript",
-            freeze_for_inference(model, torch.bfloat16, h),
-            torch.bfloat16,
-            cl,
-        ),
+    # (name, single-call runner, runner for `workers` calls at once, dtype, layout)
+    variants: list[tuple[str, Runner, Runner, torch.dtype, torch.memory_format]] = [
+        ("fp32, eager NCHW", nchw, nchw, torch.float32, torch.contiguous_format),
+        ("bf16 autocast, eager channels_last", model, model, torch.bfloat16, cl),
     ]
-    if fused.available():
+    if ov_runner.available():
         for dtype in (torch.float32, torch.bfloat16):
             kind = "fp32" if dtype == torch.float32 else "bf16"
-            variants.append(
-                (f"{kind}, fused oneDNN", fused.FusedGenerator(model, dtype), dtype, cl)
-            )
+            one = ov_runner.OpenVINORunner(model, dtype, streams=1, threads=cores)
+            many = ov_runner.OpenVINORunner(model, dtype, streams=workers, threads=cores)
+            variants.append((f"{kind}, OpenVINO", one, many, dtype, cl))
     best: dict[str, float] = {}
-    for name, net, dtype, layout in variants:
+    for name, net, parallel, dtype, layout in variants:
         kind = "fp32" if dtype == torch.float32 else "bf16"
         runtime = name.split(", ", 1)[1]
+        eager = isinstance(net, torch.nn.Module)
         for b in batches:
             x = torch.randn(b, 1, h, w).contiguous(memory_format=layout)
-            with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+            with torch.autocast("cpu", dtype=dtype, enabled=eager and dtype != torch.float32):
                 ips = _rate(lambda: net(x), b, seconds)  # noqa: B023
             table.add(b, name, ips, ips * flops / 1e9)
             _keep(best, kind, runtime, ips * flops / 1e9)
         # The two ways to use all cores: one call over all of them, or ``workers``
-        # single-threaded calls at once, each in its own thread.
+        # calls at once, each in its own thread (single-threaded eager calls, or one
+        # OpenVINO stream each).
         b = colorizer.config.batch_size
         x = torch.randn(b, 1, h, w).contiguous(memory_format=layout)
-        cores = os.cpu_count() or 1
-        if cores > 1:
+        if cores > 1 and eager:
             threads = torch.get_num_threads()
             torch.set_num_threads(cores)
             with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
@@ -133,11 +126,12 @@ def generator(
             table.add(f"{b}, one call on {cores} threads", name, ips, ips * flops / 1e9)
             _keep(best, kind, runtime, ips * flops / 1e9)
         if workers > 1:
-            ips = _concurrent_rate(net, x, dtype, workers, seconds)
+            ips = _concurrent_rate(parallel, x, dtype if eager else torch.float32, workers, seconds)
             table.add(f"{b}, {workers} calls at once", name, ips, ips * flops / 1e9)
             _keep(best, kind, runtime, ips * flops / 1e9)
     table.notes.append(
-        "single-call rows: best of repeated calls; 'calls at once' rows: mean over the window"
+        "single-call rows: best of repeated calls; 'calls at once' rows: mean over the window; "
+        f"OpenVINO single calls use all {cores} threads in one stream"
     )
     return table, best
 
@@ -186,10 +180,8 @@ def share_samples(
 
 def runtime_label(colorizer: Colorizer) -> str:
     """The :func:`generator` table's name for the runtime ``colorizer`` runs."""
-    if isinstance(colorizer.runner, fused.FusedGenerator):
-        return "fused oneDNN"
-    if isinstance(colorizer.runner, torch.jit.ScriptModule):
-        return "frozen TorchScript"
+    if isinstance(colorizer.runner, ov_runner.OpenVINORunner):
+        return "OpenVINO"
     return "eager channels_last"
 
 

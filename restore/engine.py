@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torchvision.models.resnet import BasicBlock
 
-from restore import color, fused
+from restore import color, ov_runner
 from restore.buffers import ArrayPool
 from restore.models import UNetGenerator
 from restore.weights import WeightsInfo, load_generator
@@ -28,7 +27,7 @@ MAX_ASPECT = 4.0  # panoramas beyond this are rendered at this aspect
 
 
 #: Ways to run the generator on a CPU (EngineConfig.runtime).
-Runtime = Literal["fused", "torchscript", "eager"]
+Runtime = Literal["openvino", "eager"]
 RUNTIMES: tuple[Runtime, ...] = get_args(Runtime)
 
 #: Radius of the colour clean-up when it is asked for (`--refine`), render-size pixels.
@@ -47,13 +46,10 @@ class EngineConfig:
     # single-threaded calls beat one call over all cores (no barrier waits, overlap with the
     # codecs): see restore.runtime.configure_threads. 1 on GPUs.
     workers: int = 1
-    # How the generator runs on a CPU (GPUs always run it eagerly):
-    # "fused": oneDNN convolutions with ReLU, residual adds, skip joins and the
-    #   full-resolution upsampling folded in (restore.fused); same outputs;
-    # "torchscript": a frozen TorchScript trace (weights cast to the dtype once);
+    # How the generator runs on a CPU (GPUs always run it eagerly in PyTorch):
+    # "openvino": exported and compiled by OpenVINO (restore.ov_runner), the fastest;
     # "eager": the PyTorch module as trained.
-    # fused is the fastest by far (benchmarks/RESULTS.md has the figures per runtime).
-    runtime: Runtime = "fused"
+    runtime: Runtime = "openvino"
     # Edge-aware clean-up of the predicted colours (guided filter, L as the guide), radius in
     # render-size pixels (REFINE_RADIUS when asked for); 0 = raw generator output. See
     # :func:`refine_ab`. Off by default with the shipped generator: by eye few
@@ -142,54 +138,23 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     return model
 
 
-def freeze_for_inference(
-    model: nn.Module, dtype: torch.dtype, size: int
-) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The CPU generator traced under autocast in ``dtype`` and frozen (TorchScript).
-
-    Freezing turns the weights into constants already in ``dtype`` (eager autocast casts
-    them on every call; the profile still shows ReLU as its own pass). The trace is shape-generic
-    (any batch and size, channels_last input) and gives the eager model's outputs; it is
-    tied to ``dtype``. Falls back to ``model`` itself if tracing fails.
-
-    Args:
-        model: eval-mode generator on the CPU, BatchNorm folded, channels_last.
-        dtype: the autocast dtype the engine runs in (float32: no autocast).
-        size: side of the square example input used for tracing.
-    """
-    example = torch.zeros(1, 1, size, size).contiguous(memory_format=torch.channels_last)
-    model.requires_grad_(False)
-    try:
-        with (
-            warnings.catch_warnings(),
-            torch.no_grad(),
-            torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32),
-        ):
-            warnings.simplefilter("ignore")  # TorchScript's deprecation and tracer notes
-            return torch.jit.freeze(torch.jit.trace(model, example))
-    except Exception as e:  # noqa: BLE001 - best effort: eager gives the same outputs
-        log.warning("TorchScript tracing failed, running the generator eagerly: %s", e)
-        return model
-
-
 def cpu_runner(
     model: UNetGenerator, dtype: torch.dtype, config: EngineConfig
 ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The callable that runs ``model`` (eval mode, BatchNorm folded) on the CPU for
-    ``config.runtime``; "fused" falls back to the TorchScript trace where this PyTorch
-    build or CPU lacks oneDNN for ``dtype`` (float32 and bfloat16 only), the model is not
-    the U-Net it knows, or a first call fails."""
-    if config.runtime == "fused":
+    """The callable that runs ``model`` (eval mode, fp32, BatchNorm folded) on the CPU for
+    ``config.runtime``: OpenVINO (:mod:`restore.ov_runner`), or the PyTorch module itself
+    where OpenVINO is not installed, cannot convert the model or was not asked for."""
+    if config.runtime == "openvino":
+        if not ov_runner.available():
+            log.warning("OpenVINO is not installed; running the generator in PyTorch")
+            return model
+        workers = max(1, config.workers)
         try:
-            if not fused.available(dtype):
-                raise ValueError(f"no oneDNN fused convolutions for {dtype} on this build/CPU")
-            runner = fused.FusedGenerator(model, dtype)
-            runner(torch.zeros(1, 1, 64, 64))  # oneDNN may refuse a dtype only when called
-            return runner
-        except (ValueError, RuntimeError) as e:
-            log.warning("fused runtime unavailable (%s); using TorchScript", e)
-    if config.runtime in ("fused", "torchscript"):
-        return freeze_for_inference(model, dtype, config.render_size)
+            return ov_runner.OpenVINORunner(
+                model, dtype, streams=workers, threads=workers * torch.get_num_threads()
+            )
+        except Exception as e:  # noqa: BLE001 - eager PyTorch gives the same outputs
+            log.warning("OpenVINO could not run the generator (%s); using PyTorch", e)
     return model
 
 
@@ -272,14 +237,15 @@ class Colorizer:
             self.model.temperature = 1.0 - config.vividness
         elif info is not None:
             self.model.temperature = info.temperature
-        if self.device.type == "cpu":
-            self.model = self.model.to(memory_format=torch.channels_last)
         # Colour strength applied to every prediction: the weights' calibration times the
         # user's saturation.
         self.chroma = config.saturation * (info.chroma_gain if info else 1.0)
         self.runner: Callable[[torch.Tensor], torch.Tensor] = self.model
         if self.device.type == "cpu":
             self.runner = cpu_runner(self.model, self.dtype, config)
+            if self.runner is self.model:
+                self.model = self.model.to(memory_format=torch.channels_last)
+                self.runner = self.model
 
     @classmethod
     def from_weights(
@@ -317,9 +283,9 @@ class Colorizer:
             )
             batch[i, 0] = padded
         t = color.normalize_l(torch.from_numpy(batch)).to(self.device)
-        if self.device.type == "cpu":
+        if self.runner is self.model and self.device.type == "cpu":
             t = t.contiguous(memory_format=torch.channels_last)
-        enabled = self.dtype != torch.float32  # (the fused runner turns it off itself)
+        enabled = self.dtype != torch.float32 and self.runner is self.model
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=enabled):
             out = self.runner(t)  # (B, 2, H, W) in [-1, 1]
         del t, batch
@@ -337,7 +303,7 @@ class Colorizer:
 
     def release_workspace(self) -> None:
         """Let the calling thread's generator buffers go, if the runner keeps any
-        (:class:`restore.fused.Workspace`): for callers that next need the memory for
+        (OpenVINO's inference requests): for callers that next need the memory for
         full-resolution work and do not call again with the same shape soon."""
         release = getattr(self.runner, "release", None)
         if release is not None:

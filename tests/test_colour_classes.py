@@ -16,7 +16,7 @@ from restore.train.loop import Trainer
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from restore import color, colorbins, fused
+from restore import color, colorbins
 from restore.engine import Colorizer, EngineConfig, fold_batchnorm
 from restore.weights import load_generator, read_info, save_generator
 
@@ -182,8 +182,7 @@ def test_classes_weights_round_trip_and_old_files_still_load(tmp_path: Path) -> 
     assert info.config.head == "regression" and info.identity["format_version"] == 1
 
 
-@pytest.mark.skipif(not fused.available(), reason="no oneDNN in this build")
-def test_fused_runner_and_vividness_match_the_eager_classes_model() -> None:
+def test_openvino_and_vividness_match_the_eager_classes_model() -> None:
     g = _classes_model()
     g.train()
     with torch.no_grad():
@@ -192,15 +191,15 @@ def test_fused_runner_and_vividness_match_the_eager_classes_model() -> None:
     g.eval()
     light = [np.random.default_rng(0).uniform(0, 100, (64, 96)).astype(np.float32)]
     out = {}
-    for runtime in ("fused", "eager"):
+    for runtime in ("openvino", "eager"):
         for vivid in (0.62, 0.2):
             cfg = EngineConfig(device="cpu", precision="fp32", runtime=runtime, vividness=vivid)
             c = Colorizer(_copy(g), cfg)
             assert c.model.temperature == pytest.approx(1 - vivid)
             out[runtime, vivid] = c.predict(light)[0]
     for vivid in (0.62, 0.2):
-        np.testing.assert_allclose(out["fused", vivid], out["eager", vivid], atol=1e-3)
-    assert np.abs(out["fused", 0.62]).mean() > np.abs(out["fused", 0.2]).mean()
+        np.testing.assert_allclose(out["openvino", vivid], out["eager", vivid], atol=1e-3)
+    assert np.abs(out["openvino", 0.62]).mean() > np.abs(out["openvino", 0.2]).mean()
 
 
 def _copy(g: UNetGenerator) -> UNetGenerator:

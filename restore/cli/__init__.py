@@ -255,5 +255,37 @@ def eval_cmd(
         json_path.write_text(json.dumps(payload, indent=2))
 
 
+@main.command("export")
+@click.option(
+    "--onnx",
+    "onnx_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the generator as ONNX (dynamic batch, height and width) to this file.",
+)
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@VIVIDNESS_OPTION
+def export_cmd(onnx_path: Path, weights: Path | None, vividness: float | None) -> None:
+    """Export the generator for other runtimes: normalised L in, normalised ab out (the
+    file's metadata says how; the weights' calibration is built in)."""
+    try:
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError as e:
+        raise click.ClickException(
+            f"ONNX export needs the onnx extra: pip install 'restore[onnx]' ({e})"
+        ) from e
+    from restore.errors import WeightsError
+    from restore.export import export_onnx
+
+    try:
+        meta = export_onnx(onnx_path, weights, vividness)
+    except WeightsError as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"wrote {onnx_path}")
+    click.echo(f"  input  {meta['input']}")
+    click.echo(f"  output {meta['output']}")
+
+
 from restore.cli import photos as _photos  # noqa: E402,F401
 from restore.cli import video as _video  # noqa: E402,F401

@@ -60,8 +60,8 @@ class EngineOptions:
 #: Default generator batch on CUDA: a GPU needs more work per call than a CPU core to be
 #: busy (not measured here: no GPU on the development machines).
 GPU_BATCH_SIZE = 16
-#: On a CPU: batches of 4, 8 and 16 run within 6 % of each other, batch 1 about 20 % slower
-#: (fused bf16 generator, benchmarks/RESULTS.md 13:36); 4 keeps the pipelines' queues short.
+#: On a CPU: batch 1 runs slower than 4, 8 or 16, which run alike (benchmarks/RESULTS.md);
+#: 4 keeps the pipelines' queues short.
 CPU_BATCH_SIZE = 4
 
 
@@ -126,12 +126,12 @@ def job_options(unit: str, output_help: str) -> Callable[[Callable[..., Any]], C
         ),
         click.option(
             "--runtime",
-            type=click.Choice(["fused", "torchscript", "eager"]),
-            default="fused",
+            type=click.Choice(["openvino", "eager"]),
+            default="openvino",
             show_default=True,
-            help="How the generator runs on a CPU: fused (oneDNN convolutions with the other "
-            "passes folded in, fastest), torchscript or eager (the PyTorch module as "
-            "trained). Same colours; for troubleshooting. GPUs always run eager.",
+            help="How the generator runs on a CPU: openvino (compiled by OpenVINO, fastest) "
+            "or eager (the PyTorch module as trained). Same colours; for troubleshooting. "
+            "GPUs always run eager.",
         ),
         click.option(
             "--batch-size",
