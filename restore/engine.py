@@ -301,14 +301,6 @@ class Colorizer:
             return [scale_chroma(np.ascontiguousarray(a), self.chroma) for a in crops]
         return [scale_chroma(a, self.chroma, out=pool.take(a.shape)) for a in crops]
 
-    def release_workspace(self) -> None:
-        """Let the calling thread's generator buffers go, if the runner keeps any
-        (OpenVINO's inference requests): for callers that next need the memory for
-        full-resolution work and do not call again with the same shape soon."""
-        release = getattr(self.runner, "release", None)
-        if release is not None:
-            release()
-
     # -- full resolution ---------------------------------------------------------------------
 
     def downsize(self, lightness: np.ndarray, pool: ArrayPool | None = None) -> np.ndarray:

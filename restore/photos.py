@@ -452,8 +452,6 @@ def _flush(
     t0 = time.perf_counter()
     try:
         predictions = colorizer.predict([x.small for x in batch])
-        # photos seldom repeat a batch shape, and the merge below needs the memory more
-        colorizer.release_workspace()
     except Exception as e:  # noqa: BLE001
         if len(batch) > 1:  # find the one that fails, keep the others
             for item in batch:

@@ -156,8 +156,9 @@ def test_batchnorm_folding_keeps_outputs() -> None:
 def test_openvino_gives_the_eager_outputs_for_any_batch_and_size(
     tiny_weights: Path, precision: str
 ) -> None:
-    """OpenVINO compiles one model per input shape; every batch size and render shape,
-    called again or from another thread, must match the eager generator."""
+    """Rare shapes run on OpenVINO's dynamic model, repeated ones on a model compiled for
+    them; every batch size and render shape, on either, called again or from another
+    thread, must match the eager generator."""
     import threading
 
     from restore.ov_runner import OpenVINORunner
@@ -168,14 +169,16 @@ def test_openvino_gives_the_eager_outputs_for_any_batch_and_size(
     assert isinstance(fast.runner, OpenVINORunner)
     assert eager.runner is eager.model
     rng = np.random.default_rng(0)
-    shapes_seen = [[(64, 96)] * 3, [(96, 64)], [(32, 32), (32, 32)], [(64, 96)] * 3]
+    shapes_seen = [[(64, 96)], [(96, 64)], [(32, 32), (32, 32)], [(64, 96)], [(64, 96)] * 2]
+    shapes_seen += [[(64, 96)]] * 3
     tol = 1e-3 if precision == "fp32" else 0.06 * 110
     for shapes in shapes_seen:
         maps = [rng.uniform(0, 100, s).astype(np.float32) for s in shapes]
         for a, b in zip(fast.predict(maps), eager.predict(maps), strict=True):
             assert a.shape == (*b.shape[:2], 2)
             np.testing.assert_allclose(a, b, atol=tol)
-    assert fast.runner.compiles == 3  # the repeated shape was compiled once
+    # the dynamic model, then (1, 1, 64, 96) on its third call; (2, 1, 64, 96) stayed rare
+    assert fast.runner.compiles == 2
     maps = [rng.uniform(0, 100, (64, 96)).astype(np.float32)]
     other: list[np.ndarray] = []
     t = threading.Thread(target=lambda: other.extend(fast.predict(maps)))
@@ -188,10 +191,14 @@ def test_openvino_keeps_a_bounded_number_of_compiled_shapes(tiny_weights: Path) 
     from restore.ov_runner import OpenVINORunner
 
     model = Colorizer.from_weights(tiny_weights, EngineConfig(runtime="eager")).model
-    runner = OpenVINORunner(model, max_shapes=2)
-    for w in (32, 64, 96, 32):
+    runner = OpenVINORunner(model, max_shapes=2, static_after=2)
+    for w in (32, 32, 64, 64, 96, 96):
         runner(torch.zeros(1, 1, 32, w))
-    assert runner.compiles == 4 and len(runner._compiled) == 2
+    assert list(runner._static) == [(1, 1, 32, 64), (1, 1, 32, 96)]
+    assert runner.compiles == 4  # dynamic, then 32, 64 and 96 wide
+    assert len(runner._local.requests) == 3  # the dropped model's request went with it
+    runner(torch.zeros(1, 1, 32, 32))  # still a frequent shape: compiled again
+    assert runner.compiles == 5 and (1, 1, 32, 32) in runner._static
 
 
 def test_without_openvino_the_engine_runs_pytorch(
@@ -262,9 +269,11 @@ def test_predict_from_several_threads_at_once_matches_serial(tiny_weights: Path)
     serial = [col.predict(j) for j in jobs]
     with ThreadPoolExecutor(4) as pool:
         parallel = list(pool.map(col.predict, jobs))
+    # A shape's first calls run on the dynamic-shape model, later ones on its own: their
+    # bf16 kernels round differently, far below one 8-bit level (about 0.4 ab units).
     for a, b in zip(serial, parallel, strict=True):
         for x, y in zip(a, b, strict=True):
-            np.testing.assert_array_equal(x, y)
+            np.testing.assert_allclose(x, y, atol=0.1)
 
 
 def test_saturation_scales_the_predicted_colours_and_zero_gives_gray(tiny_weights: Path) -> None:

@@ -193,17 +193,6 @@ def test_free_heap_pages_are_released_as_the_run_goes(
     assert len(results) == 5 and len(calls) == 5 // 3
 
 
-def test_generator_buffers_are_let_go_before_each_merge(
-    tmp_path: Path, colorizer: Colorizer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    released: list[int] = []
-    monkeypatch.setattr(colorizer, "release_workspace", lambda: released.append(1))
-    make_tree(tmp_path / "in")
-    p = photos.plan([tmp_path / "in"], tmp_path / "out")
-    assert len(run_all(p.tasks, colorizer)) == 5
-    assert len(released) == 2  # two batches (batch size 3)
-
-
 def test_second_run_skips_and_newer_inputs_are_redone(tmp_path: Path, colorizer: Colorizer) -> None:
     make_tree(tmp_path / "in")
     p = photos.plan([tmp_path / "in"])

@@ -432,7 +432,8 @@ def test_parallel_generator_calls_keep_frames_and_order(
     assert one.frames == three.frames == 37
     assert frame_times(tmp_path / "three.mp4") == frame_times(src)
     a, b = video_frames(tmp_path / "one.mp4"), video_frames(tmp_path / "three.mp4")
-    assert max(int(np.abs(x.astype(int) - y).max()) for x, y in zip(a, b, strict=True)) == 0
+    diff = max(int(np.abs(x.astype(int) - y).max()) for x, y in zip(a, b, strict=True))
+    assert diff == 0
 
 
 def test_stages_get_the_render_size_lightness_the_generator_saw(
