@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import Table, median_time
-from restore import photos
+from restore import color, photos
 from restore.engine import Colorizer
 from restore.imageio import read_image, write_image
 from restore.jobs import FileResult, Status
@@ -19,12 +19,12 @@ def stages(folder: Path, colorizer: Colorizer, repeats: int) -> dict[str, float]
     """Seconds per image of each stage alone (median over ``repeats`` passes over the folder)."""
     files = sorted(folder.glob("*.jpg"))
     pics = [read_image(p) for p in files]
-    lum = [photos.lightness_of(p.pixels) for p in pics]
+    lum = [color.lightness_of(p.pixels) for p in pics]
     small = [colorizer.downsize(x) for x in lum]
     bs = max(1, colorizer.config.batch_size)
     ab = colorizer.predict(small[:bs])
     ab = [ab[i % len(ab)] for i in range(len(files))]
-    rgb = [photos.merge_full(x, a, np.uint8) for x, a in zip(lum, ab, strict=True)]
+    rgb = [color.merge_full(x, a, np.uint8) for x, a in zip(lum, ab, strict=True)]
     scratch = folder.parent / "encode_scratch.jpg"
     n = len(files)
 
@@ -37,14 +37,14 @@ def stages(folder: Path, colorizer: Colorizer, repeats: int) -> dict[str, float]
             lambda: [read_image(p) for p in files], repeats
         ),
         "L at full resolution": median_time(
-            lambda: [photos.lightness_of(p.pixels) for p in pics], repeats
+            lambda: [color.lightness_of(p.pixels) for p in pics], repeats
         ),
         "model input (area resize)": median_time(
             lambda: [colorizer.downsize(x) for x in lum], repeats
         ),
         "generator": median_time(predict, repeats),
         "merge (upsample ab, L+ab -> RGB8)": median_time(
-            lambda: [photos.merge_full(x, a, np.uint8) for x, a in zip(lum, ab, strict=True)],
+            lambda: [color.merge_full(x, a, np.uint8) for x, a in zip(lum, ab, strict=True)],
             repeats,
         ),
         "encode (JPEG + metadata)": median_time(

@@ -1,9 +1,10 @@
-"""Colorize one photo from Python, the way `restore photos` does it.
+"""Colorize one photo from Python with the public API (the pixels `restore photos` writes).
 
     python examples/colorize_one.py examples/photos/camera.png camera_color.png
 
-Reads the image, takes its full-resolution lightness, runs the generator at the render
-size, upsamples the predicted colour and merges it with the original lightness.
+Gray, RGB or RGBA, 8 or 16 bits, any size: the output has the input's size and bit depth
+(write 16-bit results as .png or .tif), RGB, or RGBA with the alpha kept. Unlike
+`restore photos`, no EXIF orientation or other metadata is handled here.
 """
 
 from __future__ import annotations
@@ -12,22 +13,24 @@ import sys
 from pathlib import Path
 
 import cv2
-import numpy as np
 
-from restore import color
-from restore.engine import Colorizer, EngineConfig
+from restore import Colorizer
+
+TO_RGB = {3: cv2.COLOR_BGR2RGB, 4: cv2.COLOR_BGRA2RGBA}  # OpenCV stores BGR(A)
+TO_BGR = {3: cv2.COLOR_RGB2BGR, 4: cv2.COLOR_RGBA2BGRA}
 
 
 def main(src: Path, dst: Path) -> None:
-    gray = cv2.imread(str(src), cv2.IMREAD_GRAYSCALE)  # (H, W) uint8
-    if gray is None:
+    pixels = cv2.imread(str(src), cv2.IMREAD_UNCHANGED)  # (H, W) or (H, W, 3|4), uint8/16
+    if pixels is None:
         raise SystemExit(f"cannot read {src}")
-    colorizer = Colorizer.from_weights(None, EngineConfig(device="auto", render_size=256))
-    lightness = color.gray_to_l(gray)  # (H, W) float32 L in [0, 100]
-    rgb = colorizer.colorize([lightness])[0]  # (H, W, 3) float32 in [0, 1]
-    out = np.round(rgb * 255).astype(np.uint8)
-    cv2.imwrite(str(dst), cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
-    print(f"{src} -> {dst} ({gray.shape[1]}x{gray.shape[0]})")
+    if pixels.ndim == 3:
+        pixels = cv2.cvtColor(pixels, TO_RGB[pixels.shape[2]])
+    colorizer = Colorizer.load()  # the shipped weights, on a GPU if there is one
+    rgb = colorizer.colorize(pixels)  # (H, W, 3) or (H, W, 4), pixels' dtype
+    if not cv2.imwrite(str(dst), cv2.cvtColor(rgb, TO_BGR[rgb.shape[2]])):
+        raise SystemExit(f"cannot write {dst}")
+    print(f"{src} -> {dst} ({rgb.shape[1]}x{rgb.shape[0]}, {rgb.dtype})")
 
 
 if __name__ == "__main__":

@@ -359,3 +359,81 @@ def lab_to_rgb_torch(lab: torch.Tensor) -> torch.Tensor:
     s_lo = torch.where(d < 0, y / (-d).clamp(min=1e-12), inf).amin(dim=1, keepdim=True)
     s = torch.minimum(s_hi, s_lo).clamp(0.0, 1.0)
     return _linear_to_srgb_t((y + s * d).clamp(0.0, 1.0))
+
+
+# ------------------------------------------------------------------ full resolution
+
+#: Pixels per strip when converting and merging at full resolution (bounded temporaries).
+STRIP_PIXELS = 1 << 20
+
+
+def lightness_of(pixels: np.ndarray) -> np.ndarray:
+    """Full-resolution L of an image (colour is reduced to its luminance).
+
+    Args:
+        pixels: (H, W) or (H, W, 3) uint8/uint16 RGB (may be a non-contiguous view).
+    Returns:
+        (H, W) float32 L in [0, 100].
+    """
+    if pixels.ndim == 2:
+        return gray_to_l(pixels)
+    if pixels.dtype == np.uint8:
+        return rgb8_to_l(pixels)
+    height, width = pixels.shape[:2]
+    out = np.empty((height, width), np.float32)
+    rows = max(1, STRIP_PIXELS // width)
+    for r0 in range(0, height, rows):
+        out[r0 : r0 + rows] = rgb_to_l(to_float_rgb(pixels[r0 : r0 + rows]))
+    return out
+
+
+def merge_full(lightness: np.ndarray, ab_small: np.ndarray, dtype: type[np.integer]) -> np.ndarray:
+    """Upsample ab to full size and merge it with L.
+
+    Same result as ``merge_l_ab(L, Colorizer.upsample_ab(ab, H, W))`` (bilinear, OpenCV
+    pixel centres) without holding full-size float ab and RGB: 8-bit output goes through
+    :func:`restore.merge_l_ab_u8`, which upsamples on the fly (within one level of
+    the exact path); 16-bit output is merged exactly, strip by strip.
+
+    Args:
+        lightness: (H, W) float32 L in [0, 100].
+        ab_small: (h, w, 2) float32 ab at render size.
+        dtype: np.uint8 or np.uint16, the output's sample type.
+    Returns:
+        (H, W, 3) ``dtype`` RGB.
+    """
+    if dtype == np.uint8:
+        return merge_l_ab_u8(lightness, ab_small)
+    height, width = lightness.shape
+    h = ab_small.shape[0]
+    # Horizontal pass once (small: h rows), vertical pass per strip.
+    wide = ab_small
+    if ab_small.shape[1] != width:
+        wide = cv2.resize(ab_small, (width, h), interpolation=cv2.INTER_LINEAR)
+    top = float(np.iinfo(dtype).max)
+    out = np.empty((height, width, 3), dtype)
+    rows = max(1, STRIP_PIXELS // width)
+    for r0 in range(0, height, rows):
+        r1 = min(height, r0 + rows)
+        rgb = merge_l_ab(lightness[r0:r1], _rows_bilinear(wide, height, r0, r1))
+        out[r0:r1] = (rgb * top + 0.5).astype(dtype)
+    return out
+
+
+def _rows_bilinear(src: np.ndarray, height: int, r0: int, r1: int) -> np.ndarray:
+    """Rows r0..r1 of ``src`` (h, W, C) resized to ``height`` rows, as cv2.INTER_LINEAR does."""
+    h = src.shape[0]
+    if h == height:
+        return src[r0:r1]
+    sy = (np.arange(r0, r1, dtype=np.float64) + 0.5) * (h / height) - 0.5
+    y0 = np.floor(sy).astype(np.int64)
+    fy = (sy - y0).astype(np.float32)
+    fy[y0 < 0] = 0.0
+    y0 = np.clip(y0, 0, h - 1)
+    fy[y0 >= h - 1] = 0.0
+    y1 = np.minimum(y0 + 1, h - 1)
+    out = np.empty((r1 - r0, *src.shape[1:]), np.float32)
+    for i in range(r1 - r0):  # one SIMD blend per row: no full-strip temporaries
+        f = float(fy[i])
+        cv2.addWeighted(src[y0[i]], 1.0 - f, src[y1[i]], f, 0.0, dst=out[i])
+    return out

@@ -1,12 +1,14 @@
-"""Inference: full-resolution L in, full-resolution RGB out, the generator at render size."""
+"""Inference: full-resolution L (or a whole image) in, full-resolution RGB out, the
+generator at render size. :class:`Colorizer` is also the public Python API
+(``from restore import Colorizer``)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import cv2
 import numpy as np
@@ -213,13 +215,19 @@ def scale_chroma(ab: np.ndarray, factor: float, out: np.ndarray | None = None) -
 
 
 class Colorizer:
-    """Colorizes lightness maps with one loaded generator.
+    """Colorizes images and lightness maps with one loaded generator.
 
-    All inputs and outputs are numpy arrays on the host; the generator runs on
-    ``device`` under autocast in ``dtype``. :meth:`predict`, :meth:`ab_small`, :meth:`ab_full` and
-    :meth:`colorize` may run in several threads at once (they change no state).
-    Takes ownership of ``model``: it is put in eval mode and its BatchNorm layers are
-    folded into the convolutions (pass a copy to keep training it).
+    The Python API::
+
+        colorizer = Colorizer.load(render_size=256)   # the shipped weights
+        rgb = colorizer.colorize(pixels)             # (H, W) or (H, W, 3) uint8 -> (H, W, 3) uint8
+
+    :meth:`colorize` and :meth:`colorize_batch` give the pixels `restore photos` writes for
+    the same input; the pipelines and evaluation use the lower-level methods. All inputs
+    and outputs are numpy arrays on the host; the generator runs on ``device`` under
+    autocast in ``dtype``. Every method may run in several threads at once (none changes
+    state). Takes ownership of ``model``: it is put in eval mode and its BatchNorm layers
+    are folded into the convolutions (pass a copy to keep training it).
     """
 
     def __init__(
@@ -251,8 +259,75 @@ class Colorizer:
     def from_weights(
         cls, path: str | Path | None = None, config: EngineConfig = EngineConfig()
     ) -> Colorizer:
+        """The generator of a weights file (None: the shipped weights, or
+        ``$RESTORE_WEIGHTS``), run as ``config`` says.
+
+        Raises:
+            WeightsError: missing, unreadable or not understood (see restore.weights).
+        """
         model, info = load_generator(path)
         return cls(model, config, info)
+
+    @classmethod
+    def load(
+        cls, weights: str | Path | None = None, device: str = "auto", **options: Any
+    ) -> Colorizer:
+        """:meth:`from_weights` with the :class:`EngineConfig` fields as keywords.
+
+        Args:
+            weights: a ``.safetensors`` file; None: the shipped weights (or
+                ``$RESTORE_WEIGHTS``).
+            device: auto | cpu | cuda | cuda:N | mps.
+            **options: other EngineConfig fields, e.g. ``render_size=384``,
+                ``saturation=0.8``, ``vividness=0.5``, ``precision="fp32"``,
+                ``batch_size=8``.
+        Raises:
+            TypeError: an option EngineConfig does not have.
+            ValueError: an option out of its range.
+            WeightsError: the weights are missing, unreadable or not understood.
+        """
+        known = {f.name for f in fields(EngineConfig)} - {"device"}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise TypeError(f"unknown option(s) {unknown}; the options are {sorted(known)}")
+        return cls.from_weights(weights, EngineConfig(device=device, **options))
+
+    # -- images ------------------------------------------------------------------------------
+
+    def colorize(self, image: np.ndarray) -> np.ndarray:
+        """Colorize one image; see :meth:`colorize_batch` for the data contract."""
+        return self.colorize_batch([image])[0]
+
+    def colorize_batch(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Colorize images, up to ``config.batch_size`` per generator call.
+
+        The same pixels as `restore photos` for the same decoded pixels: lightness from
+        the full-resolution input (colour and sepia images are colorized from their
+        luminance), the generator at the render size, its colour upsampled and merged
+        with that lightness. Images of one render shape batch best (mixed shapes are
+        padded to the largest, which moves colours slightly near the borders).
+
+        Args:
+            images: each of any size, (H, W), (H, W, 1) gray, (H, W, 2) gray + alpha,
+                (H, W, 3) RGB or (H, W, 4) RGBA; uint8, uint16, or float in [0, 1].
+        Returns:
+            Per image, (H, W, 3) RGB, or (H, W, 4) RGBA when it had alpha (passed through
+            unchanged); the input's dtype (uint8 and uint16 use the full range).
+        Raises:
+            TypeError: a dtype other than uint8, uint16 or float.
+            ValueError: a shape other than the above, or an empty image.
+        """
+        split = [split_alpha(x) for x in images]
+        lightness = [color.lightness_of(pixels) for pixels, _ in split]
+        out: list[np.ndarray] = []
+        for (pixels, alpha), x, ab in zip(split, lightness, self.ab_small(lightness), strict=True):
+            if pixels.dtype.kind == "f":
+                merged = color.merge_l_ab(x, self.upsample_ab(ab, *x.shape))
+                rgb = merged.astype(pixels.dtype, copy=False)
+            else:
+                rgb = color.merge_full(x, ab, pixels.dtype.type)
+            out.append(rgb if alpha is None else np.concatenate([rgb, alpha[..., None]], axis=2))
+        return out
 
     # -- model -----------------------------------------------------------------------------
 
@@ -350,9 +425,38 @@ class Colorizer:
             for ab, x in zip(self.ab_small(lightness), lightness, strict=True)
         ]
 
-    def colorize(self, lightness: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Full-resolution L maps -> (H, W, 3) float32 RGB in [0, 1], same size."""
+    def colorize_lightness(self, lightness: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Full-resolution L maps -> (H, W, 3) float32 RGB in [0, 1], same size (the exact
+        float merge; :meth:`colorize` quantises like `restore photos`)."""
         return [
             color.merge_l_ab(x, ab)
             for x, ab in zip(lightness, self.ab_full(lightness), strict=True)
         ]
+
+
+def split_alpha(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """An image as the colour pipeline takes it, and its alpha.
+
+    Args:
+        image: (H, W), (H, W, 1), (H, W, 2) gray + alpha, (H, W, 3) or (H, W, 4) RGBA;
+            uint8, uint16 or float.
+    Returns:
+        (H, W) gray or (H, W, 3) RGB (views, same dtype), and (H, W) alpha or None.
+    Raises:
+        TypeError: another dtype.
+        ValueError: another shape, or no pixels.
+    """
+    image = np.asarray(image)
+    if image.dtype not in (np.uint8, np.uint16) and image.dtype.kind != "f":
+        raise TypeError(f"images must be uint8, uint16 or float in [0, 1], not {image.dtype}")
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 2, 3, 4)):
+        raise ValueError(
+            f"an image must be (H, W) gray or (H, W, C) with C in 1-4, not {image.shape}"
+        )
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"the image {image.shape} has no pixels")
+    if image.ndim == 2:
+        return image, None
+    channels = image.shape[2]
+    pixels = image[..., 0] if channels <= 2 else image[..., :3]
+    return pixels, image[..., channels - 1] if channels in (2, 4) else None

@@ -72,16 +72,27 @@ def evaluate(
     images: Iterable[tuple[str, np.ndarray]],
     on_image: Callable[[ImageScore], None] | None = None,
 ) -> tuple[list[ImageScore], dict[str, float]]:
-    """Colorize the gray version of each (name, RGB float32 [0,1]) truth and score it."""
+    """Colorize the gray version of each (name, (H, W, 3) float32 RGB in [0, 1]) truth and
+    score it.
+
+    The truth goes through :meth:`Colorizer.colorize` as 8-bit RGB (colorized from its
+    luminance), so what is scored is the 8-bit image `restore photos` would write.
+    """
     scores: list[ImageScore] = []
     for name, truth in images:
-        lightness = color.rgb_to_l(truth)
-        pred = colorizer.colorize([lightness])[0]
+        pred = colorize_u8(colorizer, truth)
         sc = score_image(name, truth, pred)
         scores.append(sc)
         if on_image:
             on_image(sc)
     return scores, summarise(scores)
+
+
+def colorize_u8(colorizer: Colorizer, rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) float32 RGB in [0, 1] -> its colorization through the 8-bit path of
+    :meth:`Colorizer.colorize`, (H, W, 3) float32 in [0, 1]."""
+    rgb8 = np.round(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return colorizer.colorize(rgb8).astype(np.float32) * np.float32(1.0 / 255.0)
 
 
 def summarise(scores: list[ImageScore]) -> dict[str, float]:

@@ -19,6 +19,7 @@ import io
 import logging
 import re
 import struct
+import threading
 import warnings
 import zlib
 from collections.abc import Iterator, Mapping
@@ -157,27 +158,30 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
     """
     data = path.read_bytes()
     notes: list[str] = []
-    with _open(data, max_pixels) as im:
+    with _open(data, max_pixels, notes) as im:
         fmt = str(im.format)
         frames = int(getattr(im, "n_frames", 1))
         if frames > 1:
             notes.append(f"only the first of {frames} frames/pages was colorized")
-        exif, orientation = _read_exif(im, notes)
-        late = _png_late_text(data) if fmt == "PNG" else {}
-        meta = ImageMetadata(
-            exif=exif,
-            icc=_rgb_icc(im.info.get("icc_profile")),
-            dpi=_dpi(im.info.get("dpi")),
-            text=_png_text({**late, **im.info}) if fmt == "PNG" else (),
-            lossless=fmt == "WEBP" and _webp_is_lossless(data),
-            xmp=_upright_xmp(im.info.get("xmp") or late.get(_PNG_XMP_KEY)),
-            xmp_extended=_upright_xmp(_jpeg_extended_xmp(im)) if fmt == "JPEG" else None,
-        )
+        with _warnings_into(notes):
+            exif, orientation = _read_exif(im, notes)
+            late = _png_late_text(data) if fmt == "PNG" else {}
+            meta = ImageMetadata(
+                exif=exif,
+                icc=_rgb_icc(im.info.get("icc_profile")),
+                dpi=_dpi(im.info.get("dpi")),
+                text=_png_text({**late, **im.info}) if fmt == "PNG" else (),
+                lossless=fmt == "WEBP" and _webp_is_lossless(data),
+                xmp=_upright_xmp(im.info.get("xmp") or late.get(_PNG_XMP_KEY)),
+                xmp_extended=_upright_xmp(_jpeg_extended_xmp(im)) if fmt == "JPEG" else None,
+            )
         pixels: np.ndarray | None = None
         if fmt in _CV2_FORMATS or (
             fmt == "JPEG" and im.mode in _CV2_JPEG_MODES and _jpeg_is_complete(data)
         ):
             pixels = _decode_cv2(data)
+            if pixels is not None and _has_alpha(im) and pixels.ndim == 2:
+                pixels = None  # OpenCV drops a gray PNG's tRNS transparency; Pillow keeps it
         if pixels is None:
             pixels = _decode_pillow(im)
     del data
@@ -196,18 +200,24 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
 
 
 @contextlib.contextmanager
-def _open(data: bytes, max_pixels: int) -> Iterator[Image.Image]:
-    """Pillow's lazy open of in-memory bytes (header only), with our errors and pixel limit."""
+def _open(data: bytes, max_pixels: int, notes: list[str]) -> Iterator[Image.Image]:
+    """Pillow's lazy open of in-memory bytes (header only), with our errors and pixel
+    limit; the warnings of parsing the header go to ``notes``."""
     if not data:
         raise UnsupportedMedia("empty file (0 bytes)")
     # Our own limit below replaces Pillow's fixed one (it would refuse at 2 x 89 MP).
     Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, max_pixels)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with _warnings_into(notes):
             im = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as e:
-        raise ImageTooLarge(str(e)) from e
+        # Pillow's own message quotes its limit, not ours (--max-pixels)
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        size = f"{int(found[1]) / 1e6:.3g} megapixels, " if found else ""
+        raise ImageTooLarge(
+            f"{size}over the limit of {max_pixels / 1e6:.3g} megapixels "
+            "(raise it with --max-pixels if the memory allows)"
+        ) from e
     except UnidentifiedImageError as e:
         raise UnsupportedMedia("not a recognised image (corrupt or unsupported format)") from e
     except (OSError, ValueError, SyntaxError) as e:  # Pillow raises SyntaxError for bad headers
@@ -222,6 +232,29 @@ def _open(data: bytes, max_pixels: int) -> Iterator[Image.Image]:
         if pixels == 0:
             raise UnsupportedMedia("image has no pixels")
         yield im
+
+
+#: Warnings are process-wide state; reads in several threads take turns to record them.
+_warnings_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _warnings_into(notes: list[str]) -> Iterator[None]:
+    """Record the warnings raised inside (Pillow's "Corrupt EXIF data", ...) into
+    ``notes``, the file's warnings in the report, instead of printing them to stderr.
+    For short header and metadata parsing only: other reader threads wait meanwhile."""
+    with _warnings_lock, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit
+        yield
+    for w in caught:
+        text = str(w.message).strip()
+        if text not in notes:
+            notes.append(text)
+
+
+def _has_alpha(im: Image.Image) -> bool:
+    return im.mode in ("LA", "La", "RGBA", "RGBa", "PA") or "transparency" in im.info
 
 
 def _jpeg_is_complete(data: bytes) -> bool:
@@ -247,20 +280,21 @@ def _decode_cv2(data: bytes) -> np.ndarray | None:
 
 
 def _decode_pillow(im: Image.Image) -> np.ndarray:
-    """(H, W) or (H, W, 3|4) RGB(A) uint8 (uint16 for 16-bit gray)."""
+    """(H, W), (H, W, 2) gray + alpha or (H, W, 3|4) RGB(A) uint8 (uint16 for 16-bit gray)."""
     try:
         im.load()
         mode = im.mode
         if mode in ("I;16", "I;16B", "I;16L"):
             return np.asarray(im, dtype=np.uint16)
         if mode in ("1", "L"):
+            if "transparency" in im.info:  # a gray key colour: gray + alpha
+                return np.asarray(im.convert("LA"))
             return np.asarray(im if mode == "L" else im.convert("L"))
         if mode in ("I", "F"):
             raise UnsupportedMedia(
                 f"32-bit {'float' if mode == 'F' else 'integer'} images are not supported"
             )
-        has_alpha = mode in ("LA", "La", "RGBA", "RGBa", "PA") or "transparency" in im.info
-        return np.asarray(im.convert("RGBA" if has_alpha else "RGB"))
+        return np.asarray(im.convert("RGBA" if _has_alpha(im) else "RGB"))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise UnsupportedMedia(f"cannot decode: {e}") from e
 

@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; overlapping jobs may repeat work
+    fcntl = None  # type: ignore[assignment]
+
 TEMP_MARK = ".restore-partial"
+UP_TO_DATE = "output up to date"
 
 
 class Status(enum.StrEnum):
@@ -43,6 +49,7 @@ class FileResult:
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    reason: str | None = None  # why it was skipped
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -50,6 +57,7 @@ class FileResult:
             "output": str(self.output) if self.output else None,
             "status": self.status.value,
             "error": self.error,
+            "reason": self.reason,
             "seconds": round(self.seconds, 4),
             "warnings": self.warnings,
             **self.extra,
@@ -135,6 +143,93 @@ def atomic_output(final: Path) -> Iterator[Path]:
         raise
 
 
+def _make_parents(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; the ones created, deepest first."""
+    missing: list[Path] = []
+    while not folder.exists() and folder.parent != folder:
+        missing.append(folder)
+        folder = folder.parent
+    for f in reversed(missing):
+        f.mkdir(exist_ok=True)
+    return missing
+
+
+BUSY = "another restore job is writing this output"
+
+
+class Claim:
+    """This process's exclusive claim on one output, so that overlapping jobs (two cron
+    runs on one tree) do not both do the work. An advisory lock (``flock``) on a lock file
+    beside the output: the system drops it when the process dies, so a killed job never
+    leaves an output claimed. Where ``flock`` is missing (Windows) every claim succeeds.
+    """
+
+    def __init__(self, final: Path) -> None:
+        self.path = lock_path_for(final)
+        self._file: Any = None
+        self._made: list[Path] = []  # folders created for the output, deepest first
+
+    def acquire(self) -> bool:
+        """Take the claim (creating the output's folder); False if another live process
+        holds it."""
+        self._made = _make_parents(self.path.parent)
+        if fcntl is None:
+            return True
+        for _ in range(3):  # the lock file may be deleted by its holder between open and lock
+            f = open(self.path, "a+b")  # noqa: SIM115 - held until release()
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                f.close()
+                return False
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(f.fileno()).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                self._file = f
+                return True
+            f.close()
+        return False
+
+    def release(self, tidy: bool = False) -> None:
+        """Give the claim up and delete the lock file. With ``tidy``, the folders the claim
+        created are removed again if they are empty (for a job that failed its only file
+        there; not while other threads may be about to write into them)."""
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink()  # before unlocking: a waiter then sees a deleted file
+            self._file.close()
+            self._file = None
+        for folder in self._made if tidy else ():
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        self._made = []
+
+
+def claim(final: Path) -> Claim | None:
+    """A held :class:`Claim` on ``final``, or None if another live job holds it."""
+    c = Claim(final)
+    return c if c.acquire() else None
+
+
+def lock_path_for(final: Path) -> Path:
+    return final.with_name(f".{final.name}{TEMP_MARK}.lock")
+
+
+def _lock_is_held(lock: Path) -> bool:
+    if fcntl is None:
+        return False
+    try:
+        with open(lock, "rb") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def is_up_to_date(src: Path, dst: Path) -> bool:
     """The output exists under its final name and is not older than its input.
 
@@ -159,7 +254,7 @@ def remove_stale_temps(temps: Iterable[Path]) -> int:
     """
     n = 0
     for p in temps:
-        if _owner_alive(p):
+        if _lock_is_held(p) if p.suffix == ".lock" else _owner_alive(p):
             continue
         with contextlib.suppress(OSError):
             p.unlink()

@@ -20,12 +20,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from restore import __version__, color, jobs
+from restore import __version__, jobs
+from restore.color import lightness_of, merge_full
 from restore.engine import Colorizer
 from restore.errors import OutputPathError, RestoreError
+from restore.imagefiles import FORMATS
 from restore.imageio import (
     DEFAULT_MAX_PIXELS,
     ImageMetadata,
@@ -35,13 +36,12 @@ from restore.imageio import (
     supports_16bit,
     write_image,
 )
-from restore.jobs import TEMP_MARK, FileResult, Status, atomic_output, is_temp
+from restore.jobs import TEMP_MARK, UP_TO_DATE, FileResult, Status, atomic_output, is_temp
 from restore.runtime import release_free_memory
 
 log = logging.getLogger(__name__)
 
 OUTPUT_SUFFIX = "_restored"
-STRIP_PIXELS = 1 << 20  # pixels per strip when converting and merging at full resolution
 MARKING = Marking(
     software=f"restore {__version__}",
     note=f"machine-colorized by restore {__version__} (colours are estimated)",
@@ -59,11 +59,13 @@ class PhotosConfig:
 
 @dataclass(frozen=True)
 class PhotoTask:
-    """One input file and where its output goes; ``problem`` fails it without reading."""
+    """One input file and where its output goes; ``problem`` fails it without reading,
+    ``skip`` passes it over (not an image restore reads), both with the reason."""
 
     input: Path
     output: Path | None
     problem: str | None = None
+    skip: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ class Plan:
     tasks: tuple[PhotoTask, ...]
     output_roots: tuple[Path, ...]  # mirrored folders (stale temporaries are cleaned here)
     single_outputs: tuple[Path, ...]  # outputs of file arguments (cleaned one by one)
+    passed_over: tuple[PhotoTask, ...] = ()  # other files met, each with its ``skip`` reason
 
 
 # ----------------------------------------------------------------------------- planning
@@ -127,9 +130,13 @@ def plan(paths: Sequence[Path], output: Path | None = None) -> Plan:
     exclude = {r.resolve() for _, r in roots}
 
     pairs: list[tuple[Path, Path | None, str | None]] = []
+    passed_over: list[PhotoTask] = []
     singles: list[Path] = []
     for f in files:
-        if format_for(f) is None or is_temp(f):
+        if is_temp(f):
+            continue
+        if format_for(f) is None:
+            passed_over.append(PhotoTask(f, None, skip=not_an_image(f)))
             continue
         if output_is_file:
             assert output is not None
@@ -140,6 +147,9 @@ def plan(paths: Sequence[Path], output: Path | None = None) -> Plan:
         pairs.append((f, out, None))
     for folder, root in roots:
         for item, problem in walk_images(folder, exclude):
+            if problem is None and format_for(item) is None:
+                passed_over.append(PhotoTask(item, None, skip=not_an_image(item)))
+                continue
             out = None if problem else root / item.relative_to(folder)
             pairs.append((item, out, problem))
 
@@ -161,13 +171,19 @@ def plan(paths: Sequence[Path], output: Path | None = None) -> Plan:
             else:
                 claimed[out_key] = src
         tasks.append(PhotoTask(src, out, problem))
-    return Plan(tuple(tasks), tuple(r for _, r in roots), tuple(singles))
+    return Plan(tuple(tasks), tuple(r for _, r in roots), tuple(singles), tuple(passed_over))
+
+
+def not_an_image(path: Path) -> str:
+    """Why a file met on the walk is passed over."""
+    kind = path.suffix.lower() or "no suffix"
+    return f"not an image restore reads ({kind}; it reads {', '.join(sorted(FORMATS))})"
 
 
 def walk_images(root: Path, exclude: Collection[Path] = ()) -> Iterator[tuple[Path, str | None]]:
-    """Image files below ``root``, sorted, as (path, None), or (folder, reason) if unreadable.
+    """Files below ``root``, sorted, as (path, None), or (folder, reason) if unreadable.
 
-    Left out: non-image suffixes, hidden files and folders (``._x.jpg`` resource forks),
+    Left out: hidden files and folders (``._x.jpg`` resource forks),
     Synology ``@eaDir`` thumbnails, our temporaries, folders in ``exclude`` (resolved
     paths, e.g. an output folder inside the input), and earlier outputs of ours named
     ``x_restored.jpg`` / ``x_restored/`` beside an ``x.jpg`` / ``x/``.
@@ -189,7 +205,7 @@ def walk_images(root: Path, exclude: Collection[Path] = ()) -> Iterator[tuple[Pa
         )
         for n in sorted(filenames):
             p = here / n
-            if n.startswith(".") or is_temp(p) or format_for(p) is None:
+            if n.startswith(".") or is_temp(p):
                 continue
             if _is_our_output(p.stem, p.suffix, names):
                 continue
@@ -222,78 +238,6 @@ def is_up_to_date(task: PhotoTask) -> bool:
 # ------------------------------------------------------------------------------ pixels
 
 
-def lightness_of(pixels: np.ndarray) -> np.ndarray:
-    """Full-resolution L of an image (colour is reduced to its luminance).
-
-    Args:
-        pixels: (H, W) or (H, W, 3) uint8/uint16 RGB (may be a non-contiguous view).
-    Returns:
-        (H, W) float32 L in [0, 100].
-    """
-    if pixels.ndim == 2:
-        return color.gray_to_l(pixels)
-    if pixels.dtype == np.uint8:
-        return color.rgb8_to_l(pixels)
-    height, width = pixels.shape[:2]
-    out = np.empty((height, width), np.float32)
-    rows = max(1, STRIP_PIXELS // width)
-    for r0 in range(0, height, rows):
-        out[r0 : r0 + rows] = color.rgb_to_l(color.to_float_rgb(pixels[r0 : r0 + rows]))
-    return out
-
-
-def merge_full(lightness: np.ndarray, ab_small: np.ndarray, dtype: type[np.integer]) -> np.ndarray:
-    """Upsample ab to full size and merge it with L.
-
-    Same result as ``merge_l_ab(L, Colorizer.upsample_ab(ab, H, W))`` (bilinear, OpenCV
-    pixel centres) without holding full-size float ab and RGB: 8-bit output goes through
-    :func:`restore.color.merge_l_ab_u8`, which upsamples on the fly (within one level of
-    the exact path); 16-bit output is merged exactly, strip by strip.
-
-    Args:
-        lightness: (H, W) float32 L in [0, 100].
-        ab_small: (h, w, 2) float32 ab at render size.
-        dtype: np.uint8 or np.uint16, the output's sample type.
-    Returns:
-        (H, W, 3) ``dtype`` RGB.
-    """
-    if dtype == np.uint8:
-        return color.merge_l_ab_u8(lightness, ab_small)
-    height, width = lightness.shape
-    h = ab_small.shape[0]
-    # Horizontal pass once (small: h rows), vertical pass per strip.
-    wide = ab_small
-    if ab_small.shape[1] != width:
-        wide = cv2.resize(ab_small, (width, h), interpolation=cv2.INTER_LINEAR)
-    top = float(np.iinfo(dtype).max)
-    out = np.empty((height, width, 3), dtype)
-    rows = max(1, STRIP_PIXELS // width)
-    for r0 in range(0, height, rows):
-        r1 = min(height, r0 + rows)
-        rgb = color.merge_l_ab(lightness[r0:r1], _rows_bilinear(wide, height, r0, r1))
-        out[r0:r1] = (rgb * top + 0.5).astype(dtype)
-    return out
-
-
-def _rows_bilinear(src: np.ndarray, height: int, r0: int, r1: int) -> np.ndarray:
-    """Rows r0..r1 of ``src`` (h, W, C) resized to ``height`` rows, as cv2.INTER_LINEAR does."""
-    h = src.shape[0]
-    if h == height:
-        return src[r0:r1]
-    sy = (np.arange(r0, r1, dtype=np.float64) + 0.5) * (h / height) - 0.5
-    y0 = np.floor(sy).astype(np.int64)
-    fy = (sy - y0).astype(np.float32)
-    fy[y0 < 0] = 0.0
-    y0 = np.clip(y0, 0, h - 1)
-    fy[y0 >= h - 1] = 0.0
-    y1 = np.minimum(y0 + 1, h - 1)
-    out = np.empty((r1 - r0, *src.shape[1:]), np.float32)
-    for i in range(r1 - r0):  # one SIMD blend per row: no full-strip temporaries
-        f = float(fy[i])
-        cv2.addWeighted(src[y0[i]], 1.0 - f, src[y1[i]], f, 0.0, dst=out[i])
-    return out
-
-
 # --------------------------------------------------------------------------------- run
 
 
@@ -309,6 +253,7 @@ class _Loaded:
     metadata: ImageMetadata
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    claim: jobs.Claim | None = None  # held from reading to writing
 
     @property
     def pixels(self) -> int:
@@ -402,18 +347,31 @@ def _run_serial(
 ) -> None:
     batch: list[_Loaded] = []
     for task in tasks:
+        if task.skip is not None:
+            on_result(FileResult(task.input, None, Status.SKIPPED, reason=task.skip))
+            continue
         if task.problem is not None or task.output is None:
             on_result(FileResult(task.input, None, Status.FAILED, task.problem))
             continue
         if not config.overwrite and is_up_to_date(task):
-            on_result(FileResult(task.input, task.output, Status.SKIPPED))
+            on_result(FileResult(task.input, task.output, Status.SKIPPED, reason=UP_TO_DATE))
+            continue
+        claim = jobs.claim(task.output)
+        if claim is None:
+            on_result(FileResult(task.input, task.output, Status.SKIPPED, reason=jobs.BUSY))
+            continue
+        if not config.overwrite and is_up_to_date(task):  # finished by a job that just let go
+            claim.release()
+            on_result(FileResult(task.input, task.output, Status.SKIPPED, reason=UP_TO_DATE))
             continue
         t0 = time.perf_counter()
         try:
             batch.append(_load(task, colorizer, config))
         except Exception as e:  # noqa: BLE001 - one bad file never stops the run
+            claim.release()
             on_result(_failed(task, e, time.perf_counter() - t0))
             continue
+        batch[-1].claim = claim
         batch[-1].seconds = time.perf_counter() - t0
         if (
             len(batch) >= colorizer.config.batch_size
@@ -457,6 +415,7 @@ def _flush(
             for item in batch:
                 _flush([item], colorizer, on_result, marking)
             return
+        _release(batch[0])
         on_result(_failed(batch[0].task, e, batch[0].seconds))
         return
     share = (time.perf_counter() - t0) / len(batch)
@@ -468,6 +427,8 @@ def _flush(
         except Exception as e:  # noqa: BLE001
             on_result(_failed(item.task, e, item.seconds + share + time.perf_counter() - t1))
             continue
+        finally:
+            _release(item)
         on_result(
             FileResult(
                 item.task.input,
@@ -479,6 +440,12 @@ def _flush(
             )
         )
     batch.clear()
+
+
+def _release(item: _Loaded) -> None:
+    if item.claim is not None:
+        item.claim.release()
+        item.claim = None
 
 
 def colour_is_coarse(shape: tuple[int, ...], ab_small: np.ndarray) -> bool:

@@ -100,7 +100,7 @@ def test_nothing_to_do(tmp_path: Path, tiny_weights: Path) -> None:
 
 
 def test_run_report_and_rerun(album: Path, tmp_path: Path, tiny_weights: Path) -> None:
-    (album / "notes.txt").write_text("shopping list")  # not an image: silently left out
+    (album / "notes.txt").write_text("shopping list")  # not an image: listed, passed over
     (album / "1925" / "torn.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(100))  # corrupt
     (album / "empty.png").write_bytes(b"")
     report = tmp_path / "report.json"
@@ -108,11 +108,12 @@ def test_run_report_and_rerun(album: Path, tmp_path: Path, tiny_weights: Path) -
     assert r.exit_code == 1, r.output
 
     data = json.loads(report.read_text())
-    assert data["totals"] == {"done": 3, "skipped": 0, "failed": 2, "total": 5}
+    assert data["totals"] == {"done": 3, "skipped": 1, "failed": 2, "total": 6}
     assert data["exit_code"] == 1 and data["wall_seconds"] > 0
     assert data["weights"]["sha256"] and data["weights"]["path"] == str(tiny_weights)
     by_name = {Path(f["input"]).name: f for f in data["files"]}
-    assert set(by_name) == {"a.jpg", "b.png", "sepia.jpg", "torn.jpg", "empty.png"}
+    assert set(by_name) == {"a.jpg", "b.png", "sepia.jpg", "torn.jpg", "empty.png", "notes.txt"}
+    assert "not an image restore reads (.txt" in by_name["notes.txt"]["reason"]
     assert by_name["empty.png"]["error"] == "empty file (0 bytes)"
     assert by_name["torn.jpg"]["status"] == "failed" and by_name["torn.jpg"]["error"]
     assert by_name["torn.jpg"]["output"] is None  # nothing was written for it
@@ -127,7 +128,7 @@ def test_run_report_and_rerun(album: Path, tmp_path: Path, tiny_weights: Path) -
 
     r2 = invoke(album, "--weights", tiny_weights, "--report", report, *FAST)
     totals = json.loads(report.read_text())["totals"]
-    assert totals == {"done": 0, "skipped": 3, "failed": 2, "total": 5}
+    assert totals == {"done": 0, "skipped": 4, "failed": 2, "total": 6}
     assert r2.exit_code == 1  # the broken files are still broken
 
     (album / "1925" / "torn.jpg").unlink()

@@ -45,7 +45,7 @@ def test_colorize_keeps_full_resolution_and_lightness(tiny_weights: Path) -> Non
         color.rgb_to_l(synthetic_photo(h, w, seed=i).astype(np.float32) / 255)
         for i, (h, w) in enumerate(sizes)
     ]
-    outs = engine.colorize(lights)
+    outs = engine.colorize_lightness(lights)
     for lightness, out in zip(lights, outs, strict=True):
         assert out.shape == (*lightness.shape, 3) and out.dtype == np.float32
         assert out.min() >= 0.0 and out.max() <= 1.0
@@ -283,7 +283,7 @@ def test_saturation_scales_the_predicted_colours_and_zero_gives_gray(tiny_weight
     double = Colorizer.from_weights(tiny_weights, EngineConfig(device="cpu", saturation=2.0))
     np.testing.assert_allclose(double.predict([x])[0], np.clip(2 * base, -110, 110), atol=1e-3)
     gray = Colorizer.from_weights(tiny_weights, EngineConfig(device="cpu", saturation=0.0))
-    rgb = gray.colorize([x])[0]
+    rgb = gray.colorize_lightness([x])[0]
     assert np.abs(rgb - rgb.mean(-1, keepdims=True)).max() < 1e-3
     with pytest.raises(ValueError, match="saturation"):
         EngineConfig(saturation=-0.5)

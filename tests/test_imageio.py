@@ -123,6 +123,28 @@ def test_alpha_is_kept_and_opaque_alpha_dropped(tmp_path: Path) -> None:
     np.testing.assert_array_equal(pic.alpha, rgba[..., 3])
 
 
+def test_gray_png_transparency_is_kept_as_alpha(tmp_path: Path) -> None:
+    g = gray(20, 24)
+    g[:4, :4] = 0
+    Image.fromarray(g).save(tmp_path / "trns.png", transparency=0)  # gray + tRNS key
+    pic = read_image(tmp_path / "trns.png")
+    assert pic.alpha is not None and pic.alpha.shape == (20, 24)
+    assert (pic.alpha[:4, :4] == 0).all() and (pic.alpha[g != 0] == 255).all()
+    np.testing.assert_array_equal(pic.pixels[..., 0] if pic.pixels.ndim == 3 else pic.pixels, g)
+
+
+def test_library_warnings_become_the_files_warnings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # EXIF whose one tag points past its end: Pillow warns while parsing it.
+    tiff = struct.pack("<2sHI", b"II", 42, 8) + struct.pack("<HHHII", 1, 0x010E, 2, 50, 500)
+    save_with_pillow(tmp_path / "x.jpg", gray(16, 16), exif=b"Exif\0\0" + tiff + b"\0" * 4)
+    for _ in range(2):  # every file gets its own warning, not only the first one
+        pic = read_image(tmp_path / "x.jpg")
+        assert any("Tag data larger than file" in w for w in pic.warnings)
+    assert "Tag data" not in capsys.readouterr().err
+
+
 def test_empty_corrupt_and_truncated_files_are_unsupported(tmp_path: Path) -> None:
     (tmp_path / "zero.jpg").write_bytes(b"")
     (tmp_path / "text.png").write_text("not a picture at all")
@@ -161,6 +183,10 @@ def test_huge_images_are_refused_before_decoding(tmp_path: Path) -> None:
     bomb = _png_header_only(tmp_path / "bomb.png", 20_000, 20_000)
     with pytest.raises(ImageTooLarge, match="20000x20000 is 400 megapixels"):
         read_image(bomb)  # default limit 200 MP
+    # Far over Pillow's own bomb limit too: the message still quotes ours (--max-pixels).
+    bigger = _png_header_only(tmp_path / "bigger.png", 30_000, 30_000)
+    with pytest.raises(ImageTooLarge, match="900 megapixels, over the limit of 200 megapixels"):
+        read_image(bigger)
     small = save_with_pillow(tmp_path / "s.png", gray(40, 50))
     with pytest.raises(ImageTooLarge):
         read_image(small, max_pixels=1999)

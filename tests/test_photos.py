@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from restore import color, photos
+from restore import color, jobs, photos
 from restore.engine import Colorizer, EngineConfig
 from restore.errors import OutputPathError
 from restore.jobs import TEMP_MARK, FileResult, Status
@@ -136,7 +136,7 @@ def test_merge_full_equals_full_size_upsample_then_merge() -> None:
     ref = color.merge_l_ab(lightness, Colorizer.upsample_ab(ab, 203, 157))
     for dtype in (np.uint8, np.uint16):
         top = np.iinfo(dtype).max
-        got = photos.merge_full(lightness, ab, dtype)
+        got = color.merge_full(lightness, ab, dtype)
         assert got.dtype == dtype and got.shape == (203, 157, 3)
         np.testing.assert_allclose(got / top, ref, atol=1.5 / top + 1e-4)
 
@@ -145,16 +145,16 @@ def test_merge_full_in_strips(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(1)
     lightness = rng.uniform(0, 100, (50, 40)).astype(np.float32)
     ab = rng.uniform(-60, 60, (32, 32, 2)).astype(np.float32)
-    whole = photos.merge_full(lightness, ab, np.uint16)
-    monkeypatch.setattr(photos, "STRIP_PIXELS", 7 * 40)  # 7 rows per strip
-    np.testing.assert_array_equal(photos.merge_full(lightness, ab, np.uint16), whole)
+    whole = color.merge_full(lightness, ab, np.uint16)
+    monkeypatch.setattr(color, "STRIP_PIXELS", 7 * 40)  # 7 rows per strip
+    np.testing.assert_array_equal(color.merge_full(lightness, ab, np.uint16), whole)
 
 
 def test_lightness_of_colour_is_its_luminance() -> None:
     rgb = synthetic_photo(30, 20)
-    np.testing.assert_allclose(photos.lightness_of(rgb), color.rgb_to_l(rgb / 255.0), atol=1e-3)
+    np.testing.assert_allclose(color.lightness_of(rgb), color.rgb_to_l(rgb / 255.0), atol=1e-3)
     g = gray(30, 20)
-    np.testing.assert_allclose(photos.lightness_of(g), color.gray_to_l(g))
+    np.testing.assert_allclose(color.lightness_of(g), color.gray_to_l(g))
 
 
 # ---------------------------------------------------------------------------------- run
@@ -289,11 +289,12 @@ def test_kill_9_mid_write_then_rerun_completes(tmp_path: Path, tiny_weights: Pat
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
     out_root = tmp_path / "in_restored"
-    assert len(temps(out_root)) == 1  # what kill -9 leaves behind
+    # what kill -9 leaves behind: the partial file and its (no longer held) claim
+    assert sorted(f.suffix for f in temps(out_root)) == [".bmp", ".lock"]
     assert len([f for f in out_root.rglob("*") if f.is_file() and TEMP_MARK not in f.name]) == 1
 
     p = photos.plan([tmp_path / "in"])
-    assert photos.remove_stale_temps(p) == 1  # its owner is dead
+    assert photos.remove_stale_temps(p) == 2  # its owner is dead
     config = EngineConfig(device="cpu", precision="fp32", render_size=64, batch_size=2)
     results = run_all(p.tasks, Colorizer.from_weights(tiny_weights, config))
     assert [r.status for r in results].count(Status.SKIPPED) == 1
@@ -352,3 +353,38 @@ def test_interrupt_with_parallel_workers_leaves_only_complete_files(
     assert len(finished) < 5  # the run stopped early
     for f in finished:
         Image.open(f).load()  # complete, decodable files only
+
+
+def test_other_files_are_listed_with_the_reason_they_are_passed_over(tmp_path: Path) -> None:
+    make_tree(tmp_path / "in")
+    Image.fromarray(gray(8, 8)).save(tmp_path / "in" / "anim.gif")
+    p = photos.plan([tmp_path / "in"])
+    assert len(p.tasks) == 5
+    skipped = {t.input.name: t.skip for t in p.passed_over}
+    assert set(skipped) == {"anim.gif", "notes.txt"}  # hidden files stay unlisted
+    assert all(r is not None and "not an image restore reads" in r for r in skipped.values())
+    assert ".gif" in str(skipped["anim.gif"])
+    assert [t.input.name for t in photos.plan([tmp_path / "in" / "notes.txt"]).passed_over] == [
+        "notes.txt"
+    ]
+
+
+def test_an_output_claimed_by_another_live_job_is_skipped(
+    tmp_path: Path, colorizer: Colorizer
+) -> None:
+    make_tree(tmp_path / "in")
+    p = photos.plan([tmp_path / "in"])
+    other = jobs.claim(p.tasks[0].output)  # as an overlapping cron run would hold it
+    assert other is not None
+    assert jobs.claim(p.tasks[0].output) is None
+    assert photos.remove_stale_temps(p) == 0  # a held claim is not stale
+    results = {r.input: r for r in run_all(p.tasks, colorizer)}
+    first = results[p.tasks[0].input]
+    assert first.status is Status.SKIPPED and first.reason == jobs.BUSY
+    assert not p.tasks[0].output.exists()
+    assert [r.status for r in results.values()].count(Status.DONE) == 4
+    other.release()
+    assert not jobs.lock_path_for(p.tasks[0].output).exists()
+    again = {r.input: r for r in run_all(p.tasks, colorizer)}
+    assert again[p.tasks[0].input].status is Status.DONE
+    assert temps(tmp_path / "in_restored") == []  # claims are let go and their files removed

@@ -483,3 +483,38 @@ def test_free_heap_pages_are_released_as_the_film_goes(
     src = write_clip(tmp_path / "in.mp4", Clip(width=64, height=48, frames=40))
     colorize_video(src, tmp_path / "out.mp4", colorizer, EncodeConfig(preset="ultrafast"))
     assert len(calls) == 40 // 8  # batches of 4: once every 8 frames
+
+
+def test_a_file_without_video_fails_and_leaves_no_folder_behind(
+    tmp_path: Path, tiny_weights: Path
+) -> None:
+    src = tmp_path / "voice.m4a"
+    with av.open(str(src), "w") as out:
+        stream = out.add_stream("aac", rate=48000)
+        for i in range(5):
+            frame = av.AudioFrame.from_ndarray(
+                np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
+            )
+            frame.rate, frame.pts = 48000, i * 1024
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    code, text = run_cli(src, "-o", tmp_path / "out.m4a", "--weights", tiny_weights, *FAST)
+    assert code == 1 and "video" in text
+    assert not (tmp_path / "out.m4a").exists()  # the output folder made for it is gone again
+
+
+def test_a_film_another_live_job_is_writing_is_skipped(tmp_path: Path, tiny_weights: Path) -> None:
+    from restore import jobs
+
+    src = write_clip(tmp_path / "a.mp4", Clip(frames=2))
+    dst = tmp_path / "a_restored.mp4"
+    other = jobs.claim(dst)  # an overlapping cron run working on it
+    assert other is not None
+    report = tmp_path / "r.json"
+    code, _ = run_cli(src, "--weights", tiny_weights, "--report", report, *FAST)
+    entry = json.loads(report.read_text())["files"][0]
+    assert code == 0 and entry["status"] == "skipped" and entry["reason"] == jobs.BUSY
+    assert not dst.exists()
+    other.release()
+    code, _ = run_cli(src, "--weights", tiny_weights, *FAST)
+    assert code == 0 and dst.exists()

@@ -13,7 +13,7 @@ from restore.models import UNetGenerator
 
 from restore import color
 from restore.engine import Colorizer, EngineConfig
-from restore.evaluate import evaluate, read_truth_images
+from restore.evaluate import colorize_u8, evaluate, read_truth_images
 from restore.imagefiles import list_images
 
 from .config import TrainConfig
@@ -49,9 +49,8 @@ class Validator:
         """Rows of gray input / output / truth for the first few validation images."""
         rows = []
         for _, truth in read_truth_images(self.files[:GRID_IMAGES]):
-            lightness = color.rgb_to_l(truth)
-            pred = colorizer.colorize([lightness])[0]
-            gray = np.repeat(color.l_to_gray(lightness)[..., None], 3, axis=2)
+            pred = colorize_u8(colorizer, truth)
+            gray = np.repeat(color.l_to_gray(color.rgb_to_l(truth))[..., None], 3, axis=2)
             row = np.concatenate([gray, pred, truth], axis=1)
             w = round(row.shape[1] * GRID_HEIGHT / row.shape[0])
             rows.append(cv2.resize(row, (w, GRID_HEIGHT), interpolation=cv2.INTER_AREA))

@@ -55,7 +55,7 @@ def photos(
     from restore.cli.ui import JobProgress
     from restore.errors import OutputPathError
     from restore.imagefiles import FORMATS
-    from restore.jobs import FileResult, JobReport
+    from restore.jobs import FileResult, JobReport, Status
 
     _setup_logging(verbose)
     try:
@@ -73,7 +73,9 @@ def photos(
     note = None
     with (
         job_session(quiet) as stream,
-        JobProgress("images", len(planned.tasks), stream=stream) as progress,
+        JobProgress(
+            "images", len(planned.tasks) + len(planned.passed_over), stream=stream
+        ) as progress,
     ):
         removed = job.remove_stale_temps(planned)
         if removed:
@@ -82,6 +84,9 @@ def photos(
         def on_result(result: FileResult) -> None:
             report.add(result)
             progress.end_file(result)
+
+        for task in planned.passed_over:
+            on_result(FileResult(task.input, None, Status.SKIPPED, reason=task.skip))
 
         try:
             job.run(planned.tasks, colorizer, config, on_result)

@@ -19,7 +19,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from restore.jobs import FileResult, JobReport, Status
+from restore.jobs import UP_TO_DATE, FileResult, JobReport, Status
 
 PLAIN_PROGRESS_EVERY = 10.0  # seconds between plain progress lines within a long file
 
@@ -129,6 +129,8 @@ class JobProgress:
                 else ""
             )
             err = f" error={result.error!r}" if result.error else ""
+            if result.reason and result.reason != UP_TO_DATE:
+                err += f" reason={result.reason!r}"
             self._plain(
                 f"{result.status.value} [{self.files_done}/{self.total_files}] "
                 f"{result.input}{out} {result.seconds:.2f}s{err}"

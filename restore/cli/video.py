@@ -144,10 +144,13 @@ def video(
     from restore.cli.ui import JobProgress
     from restore.errors import OutputPathError, RestoreError
     from restore.jobs import (
+        BUSY,
+        UP_TO_DATE,
         FileResult,
         JobReport,
         Status,
         atomic_output,
+        claim,
         is_up_to_date,
         remove_stale_temps,
         temps_of,
@@ -180,8 +183,15 @@ def video(
         JobProgress("frames", len(planned), stream=stream) as progress,
     ):
         for src, dst in planned:
-            if not overwrite and is_up_to_date(src, dst):
-                result = FileResult(src, dst, Status.SKIPPED)
+            done_before = not overwrite and is_up_to_date(src, dst)
+            held = None if done_before else claim(dst)
+            # checked again once claimed: an overlapping job may just have finished it
+            if held is not None and not overwrite and is_up_to_date(src, dst):
+                held.release()
+                held, done_before = None, True
+            if held is None:
+                reason = UP_TO_DATE if done_before else BUSY
+                result = FileResult(src, dst, Status.SKIPPED, reason=reason)
                 report.add(result)
                 progress.end_file(result)
                 continue
@@ -220,6 +230,8 @@ def video(
                 result = FileResult(
                     src, None, Status.FAILED, error=str(e), seconds=time.monotonic() - t0
                 )
+            finally:
+                held.release(tidy=True)  # a failed file leaves no empty folder behind
             report.add(result)
             progress.end_file(result)
     finish(ctx, report, "frames", report_path, note)
