@@ -91,7 +91,7 @@ def annealed_mean(logits: torch.Tensor, centres: torch.Tensor, temperature: floa
 
 
 def decode_classes(
-    logits: torch.Tensor, centres: torch.Tensor, temperature: float, size: tuple[int, int]
+    logits: torch.Tensor, centres: torch.Tensor, temperature: float, size: tuple[int, ...]
 ) -> torch.Tensor:
     """Class logits (B, Q, h, w) -> (B, 2, *size) float32 normalised ab: the annealed mean,
     upsampled bilinearly (the classes head's output, for training and every runtime)."""
@@ -148,6 +148,8 @@ class UNetGenerator(nn.Module):
     Output: (B, 2, H, W) float, normalised ab in [-1, 1] (tanh, or the annealed mean of
     the classification head upsampled from H/s).
     """
+
+    bin_ab: torch.Tensor  # (Q, 2) registered buffer, classification head only
 
     def __init__(self, config: GeneratorConfig | None = None) -> None:
         super().__init__()
@@ -218,7 +220,7 @@ class UNetGenerator(nn.Module):
         """Classification head only: (B, 1, H, W) L -> (B, Q, H/s, W/s) class logits."""
         return self.color_head(self.decode_features(x))
 
-    def decode(self, logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    def decode(self, logits: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
         """Class logits -> (B, 2, *size) float32 normalised ab (annealed mean, bilinear)."""
         return decode_classes(logits, self.bin_ab, self.temperature, size)
 

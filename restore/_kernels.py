@@ -11,10 +11,21 @@ for the merge including the ab upsampling; see benchmarks).
 
 from __future__ import annotations
 
+from typing import Literal, TypedDict
+
 import numba as nb
 import numpy as np
 
-_OPTS = {"cache": True, "nogil": True, "fastmath": True, "error_model": "numpy"}
+
+class _JitOptions(TypedDict):
+    # Typed so that ``nb.njit(**_OPTS)`` matches numba's overloads (a plain dict does not).
+    cache: bool
+    nogil: bool
+    fastmath: bool
+    error_model: Literal["numpy"]
+
+
+_OPTS: _JitOptions = {"cache": True, "nogil": True, "fastmath": True, "error_model": "numpy"}
 _F = np.float32
 
 
@@ -60,12 +71,12 @@ def _row_codes(
 @nb.njit(**_OPTS)
 def _encode_row(codes: np.ndarray, lut: np.ndarray, out_row: np.ndarray) -> None:
     """codes (3, W) float32 -> out_row (W, 3) uint8 through the 16-bit -> sRGB8 table."""
-    top = np.int32(65535)
+    bottom, top = np.int32(0), np.int32(65535)
     for x in range(out_row.shape[0]):
         # Clamped as integers: a NaN/inf code (a diverged model) must not index outside lut.
-        out_row[x, 0] = lut[min(max(np.int32(codes[0, x]), 0), top)]
-        out_row[x, 1] = lut[min(max(np.int32(codes[1, x]), 0), top)]
-        out_row[x, 2] = lut[min(max(np.int32(codes[2, x]), 0), top)]
+        out_row[x, 0] = lut[min(max(np.int32(codes[0, x]), bottom), top)]
+        out_row[x, 1] = lut[min(max(np.int32(codes[1, x]), bottom), top)]
+        out_row[x, 2] = lut[min(max(np.int32(codes[2, x]), bottom), top)]
 
 
 @nb.njit(**_OPTS)
@@ -147,6 +158,7 @@ def srgb8_to_l(
     """
     height, width = out.shape
     pos = np.empty(width, np.float32)
+    bottom, top = np.int32(0), np.int32(65535)
     w0, w1, w2 = wy[0], wy[1], wy[2]
     for y in range(height):
         px = rgb[y]
@@ -155,5 +167,5 @@ def srgb8_to_l(
             pos[x] = min(max(lum, _F(0.0)), _F(1.0)) * _F(65535.0)
         row = out[y]
         for x in range(width):
-            i = min(max(np.int32(pos[x]), 0), np.int32(65535))
+            i = min(max(np.int32(pos[x]), bottom), top)
             row[x] = l_of_y16[i] + (pos[x] - _F(i)) * (l_of_y16[i + 1] - l_of_y16[i])

@@ -48,7 +48,7 @@ class ArrayPool:
         # Through a memoryview: numpy collapses a view's base to the first array that owns
         # its data or whose base is not an array, so views of ``array`` keep ``array`` (not
         # ``base``) alive, and ``base`` comes back only when none of them is left.
-        array = np.asarray(memoryview(base))
+        array = np.asarray(base.data)  # base.data is memoryview(base)
         weakref.finalize(array, self._give, key, base)
         return array
 

@@ -12,6 +12,8 @@ Conventions:
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import cv2
 import numpy as np
 import torch
@@ -21,6 +23,9 @@ from restore import _kernels
 L_SCALE = 50.0
 L_OFFSET = 1.0
 AB_SCALE = 110.0
+
+#: An array or a tensor; the (de)normalisations return the kind they are given.
+ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, torch.Tensor)
 
 #: Recorded in every weights file so a loader can refuse a foreign normalisation.
 NORMALISATION = {"space": "CIELab-D65", "L": "L/50-1", "ab": "ab/110"}
@@ -220,22 +225,22 @@ def l_to_gray(lightness: np.ndarray) -> np.ndarray:
     return linear_to_srgb(np.clip(y, 0.0, 1.0))
 
 
-def normalize_l(lightness: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+def normalize_l(lightness: ArrayOrTensor) -> ArrayOrTensor:
     """L in [0, 100] -> network input in [-1, 1]."""
     return lightness / L_SCALE - L_OFFSET
 
 
-def denormalize_l(l_n: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+def denormalize_l(l_n: ArrayOrTensor) -> ArrayOrTensor:
     """Network input in [-1, 1] -> L in [0, 100]."""
     return (l_n + L_OFFSET) * L_SCALE
 
 
-def normalize_ab(ab: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+def normalize_ab(ab: ArrayOrTensor) -> ArrayOrTensor:
     """ab in about [-110, 110] -> network target in [-1, 1] (not clipped)."""
     return ab / AB_SCALE
 
 
-def denormalize_ab(ab_n: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+def denormalize_ab(ab_n: ArrayOrTensor) -> ArrayOrTensor:
     """Network output in [-1, 1] -> ab in [-110, 110]."""
     return ab_n * AB_SCALE
 

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeVar, get_args
 
 import cv2
 import numpy as np
@@ -111,7 +111,10 @@ def render_shape(height: int, width: int, render_size: int) -> tuple[int, int]:
     return (rs, rl) if height <= width else (rl, rs)
 
 
-def fold_batchnorm(model: nn.Module) -> nn.Module:
+_ModuleT = TypeVar("_ModuleT", bound=nn.Module)
+
+
+def fold_batchnorm(model: _ModuleT) -> _ModuleT:
     """Fold eval-mode BatchNorm into the convolution before it, in place; returns ``model``.
 
     Same outputs up to float rounding, one pass less over every activation (measured:
@@ -381,7 +384,8 @@ class Colorizer:
     def downsize(self, lightness: np.ndarray, pool: ArrayPool | None = None) -> np.ndarray:
         """(H, W) float32 L -> (h, w) float32 L at render size (area filter), a new array
         (taken from ``pool`` if given)."""
-        h, w = render_shape(*lightness.shape, self.config.render_size)
+        height, width = lightness.shape
+        h, w = render_shape(height, width, self.config.render_size)
         dst = pool.take((h, w)) if pool is not None else None
         return cv2.resize(lightness, (w, h), dst=dst, interpolation=cv2.INTER_AREA)
 

@@ -98,6 +98,7 @@ def export_onnx(
                 dynamo=True,
                 verbose=False,
             )
+        assert program is not None  # None only without dynamo=True
         proto = program.model_proto
         for key, value in meta.items():
             entry = proto.metadata_props.add()

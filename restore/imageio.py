@@ -22,7 +22,7 @@ import struct
 import threading
 import warnings
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -384,7 +384,7 @@ def _upright_xmp(xmp: Any) -> bytes | None:
     if not isinstance(xmp, bytes) or not xmp.strip():
         return None
     for pattern, value in _XMP_FIXES:
-        xmp = pattern.sub(lambda m, v=value: m.group(1) + v, xmp)
+        xmp = _set_xmp_values(pattern, value, xmp)
     return xmp
 
 
@@ -404,15 +404,22 @@ def _xmp_with_size(xmp: bytes, width: int, height: int) -> bytes:
     rotated (EXIF orientation 5-8) input's packet still has the sideways one."""
     size = (str(width).encode(), str(height).encode())
     for pattern, axis in _XMP_SIZE_FIELDS:
-        xmp = pattern.sub(lambda m, v=size[axis]: m.group(1) + v, xmp)
+        xmp = _set_xmp_values(pattern, size[axis], xmp)
     return xmp
 
 
-def _png_text(info: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+def _set_xmp_values(pattern: re.Pattern[bytes], value: bytes, xmp: bytes) -> bytes:
+    """``xmp`` with the value of every match of ``pattern`` (see :func:`_xmp_property`)
+    replaced by ``value``, taken literally (not as a replacement template)."""
+    return pattern.sub(lambda m: m.group(1) + value, xmp)
+
+
+def _png_text(info: Mapping[Any, Any]) -> tuple[tuple[str, str], ...]:
+    # Pillow's info may also hold tuple keys: only str -> str entries are text.
     return tuple(
         (k, str(v))
         for k, v in info.items()
-        if isinstance(v, str) and k not in _PNG_SKIP_TEXT and 0 < len(k) < 80
+        if isinstance(k, str) and isinstance(v, str) and k not in _PNG_SKIP_TEXT and 0 < len(k) < 80
     )
 
 
@@ -633,7 +640,9 @@ def _fit_exif(exif: Image.Exif, limit: int, notes: list[str]) -> bytes:
         payload = _exif_bytes(exif)
     dropped: list[str] = []
     while len(payload) > limit:
-        candidates = [(_tag_size(v), exif, t) for t, v in exif.items() if t != EXIF_IFD]
+        candidates: list[tuple[int, MutableMapping[int, Any], int]] = [
+            (_tag_size(v), exif, t) for t, v in exif.items() if t != EXIF_IFD
+        ]
         if isinstance(sub, dict):
             candidates += [(_tag_size(v), sub, t) for t, v in sub.items()]
         if not candidates:

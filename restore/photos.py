@@ -140,11 +140,11 @@ def plan(paths: Sequence[Path], output: Path | None = None) -> Plan:
             continue
         if output_is_file:
             assert output is not None
-            out = output
+            dest = output
         else:
-            out = output / f.name if output is not None else default_output_file(f)
-        singles.append(out)
-        pairs.append((f, out, None))
+            dest = output / f.name if output is not None else default_output_file(f)
+        singles.append(dest)
+        pairs.append((f, dest, None))
     for folder, root in roots:
         for item, problem in walk_images(folder, exclude):
             if problem is None and format_for(item) is None:

@@ -54,6 +54,9 @@ class ClassLoss(nn.Module):
     ``weights``: (Q,) from :func:`class_weights` (ones for no rebalancing).
     """
 
+    centres: torch.Tensor  # (Q, 2) registered buffers
+    weights: torch.Tensor  # (Q,)
+
     def __init__(
         self,
         centres_n: torch.Tensor,
@@ -65,7 +68,7 @@ class ClassLoss(nn.Module):
         self.register_buffer("centres", torch.as_tensor(centres_n, dtype=torch.float32))
         self.register_buffer("weights", torch.as_tensor(weights, dtype=torch.float32))
         self.k = neighbours
-        self.sigma_n = float(color.normalize_ab(np.float32(sigma)))
+        self.sigma_n = float(color.normalize_ab(np.array(sigma, np.float32)))
 
     def targets(
         self, ab_n: torch.Tensor, size: tuple[int, int]
@@ -89,7 +92,7 @@ class ClassLoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, ab_n: torch.Tensor) -> torch.Tensor:
         """logits: (B, Q, h, w); ab_n: (B, 2, H, W). Returns the scalar loss."""
-        q, w = self.targets(ab_n, logits.shape[-2:])
+        q, w = self.targets(ab_n, (logits.shape[-2], logits.shape[-1]))
         ce = -(q * F.log_softmax(logits.float(), dim=1)).sum(dim=1)  # (B, h, w)
         # mean, not normalised by the batch's weights: the weights have expectation 1 over
         # the training colours, and a colourful batch should weigh more than a dull one

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -85,8 +85,13 @@ class CropSampler:
         h, w = img.shape[:2]
         if min(h, w) < size:
             s = size / min(h, w)
+            # Bilinear: INTER_AREA was written here once, but as the third positional
+            # argument (dst), so OpenCV ignored it; bilinear is what every model trained on,
+            # and INTER_AREA would upscale near nearest-neighbour.
             img = cv2.resize(
-                img, (max(size, round(w * s)), max(size, round(h * s))), cv2.INTER_AREA
+                img,
+                (max(size, round(w * s)), max(size, round(h * s))),
+                interpolation=cv2.INTER_LINEAR,
             )
             h, w = img.shape[:2]
         y = int(rng.integers(0, h - size + 1))
@@ -102,7 +107,7 @@ class CropSampler:
         """The (L_n, ab_n) batch of global step ``step``."""
         rng = np.random.default_rng([self.seed, step])
         size = crop or self.crop
-        crops = []
+        crops: list[np.ndarray] = []
         while len(crops) < batch_size:
             i = int(rng.integers(len(self.files)))
             img = self._load(i)
@@ -121,7 +126,7 @@ class CropSampler:
         return color.normalize_l(t[:, :1]).contiguous(), color.normalize_ab(t[:, 1:]).contiguous()
 
     def stream(
-        self, start: int, stop: int, batch_size_for: callable, prefetch: int = 2
+        self, start: int, stop: int, batch_size_for: Callable[[int], int], prefetch: int = 2
     ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
         """Batches for steps start..stop-1, produced one step ahead in a thread (bounded queue)."""
         q: queue.Queue = queue.Queue(maxsize=prefetch)

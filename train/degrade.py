@@ -53,7 +53,7 @@ def damage(
         The damaged (H, W) float32 L in [0, 100], and the (H, W) bool mask of the pixels
         covered by specks and scratches (what a repair stage must fill).
     """
-    x = np.array(lightness, dtype=np.float32, copy=True)
+    x: np.ndarray = np.array(lightness, dtype=np.float32, copy=True)
     h, w = x.shape
     mask = np.zeros((h, w), dtype=bool)
     if rng.random() < config.p_tone:
@@ -91,10 +91,10 @@ def _vignette(h: int, w: int, strength: float, rng: np.random.Generator) -> np.n
 
 
 def _grain(x: np.ndarray, rng: np.random.Generator, sigma: float) -> np.ndarray:
-    noise = rng.standard_normal(x.shape, dtype=np.float32)
+    noise: np.ndarray = rng.standard_normal(x.shape, dtype=np.float32)
     if rng.random() < 0.5:  # clumped film grain rather than sensor noise
         noise = cv2.GaussianBlur(noise, (0, 0), rng.uniform(0.5, 1.2))
-        noise /= max(float(noise.std()), 1e-6)
+        noise = noise / max(float(noise.std()), 1e-6)
     # grain is strongest in the mid-tones of a print
     mid = 0.5 + 2.0 * (x / 100.0) * (1.0 - x / 100.0)
     return x + sigma * mid * noise
@@ -103,9 +103,10 @@ def _grain(x: np.ndarray, rng: np.random.Generator, sigma: float) -> np.ndarray:
 def _jpeg(x: np.ndarray, quality: int) -> np.ndarray:
     u8 = np.round(x * 2.55).astype(np.uint8)
     ok, buf = cv2.imencode(".jpg", u8, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
+    decoded = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE) if ok else None
+    if decoded is None:
         return x
-    return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE).astype(np.float32) / 2.55
+    return decoded.astype(np.float32) / 2.55
 
 
 def _paint(x: np.ndarray, mask: np.ndarray, shape: np.ndarray, value: float) -> None:
@@ -117,7 +118,7 @@ def _paint(x: np.ndarray, mask: np.ndarray, shape: np.ndarray, value: float) -> 
 
 def _specks(x: np.ndarray, mask: np.ndarray, rng: np.random.Generator, c: DamageConfig) -> None:
     h, w = x.shape
-    layer = np.zeros((h, w), np.float32)
+    layer: np.ndarray = np.zeros((h, w), np.float32)
     count = max(1, round(rng.integers(*c.specks, endpoint=True) * h * w / (128 * 128)))
     for _ in range(count):
         centre = (int(rng.integers(w)), int(rng.integers(h)))

@@ -9,6 +9,9 @@ from torch import nn
 class GANLoss(nn.Module):
     """BCE-with-logits or least-squares loss against constant real/fake labels."""
 
+    real_label: torch.Tensor  # () registered buffers
+    fake_label: torch.Tensor
+
     def __init__(self, mode: str = "bce", real_label: float = 1.0, fake_label: float = 0.0) -> None:
         super().__init__()
         if mode not in ("bce", "lsgan"):

@@ -33,8 +33,8 @@ def ab_prior(ab_samples: np.ndarray, sigma_bins: float = 0.5) -> tuple[np.ndarra
     bins some sample reached (before smoothing).
     """
     idx = _bin_index(np.asarray(ab_samples, np.float64))
-    hist = np.bincount(idx[:, 0] * BINS + idx[:, 1], minlength=BINS * BINS).astype(np.float64)
-    hist = hist.reshape(BINS, BINS)
+    counts = np.bincount(idx[:, 0] * BINS + idx[:, 1], minlength=BINS * BINS)
+    hist: np.ndarray = counts.astype(np.float64).reshape(BINS, BINS)
     reached = hist > 0
     if sigma_bins > 0:
         import cv2
@@ -77,6 +77,8 @@ class RebalancedL1(nn.Module):
 
     ``weights``: (BINS, BINS) from :func:`rebalance_weights`; ``strength`` 0 is plain L1.
     """
+
+    weights: torch.Tensor  # (BINS * BINS,) registered buffer
 
     def __init__(self, weights: np.ndarray, strength: float) -> None:
         super().__init__()

@@ -121,7 +121,7 @@ def main() -> None:
     "model's encoder) into the new G.",
 )
 @click.option("--steps-this-run", type=int, default=None, help="Stop after this many steps.")
-def train(**kw: object) -> None:
+def train(threads: int | None, steps_this_run: int | None, **kw: object) -> None:
     """Train the colorizer on a folder of colour photos (resumes from OUT if it has a checkpoint)."""
     import torch
 
@@ -131,10 +131,8 @@ def train(**kw: object) -> None:
 
     _setup_logging(False)
     tune_allocator(one_arena=False)  # training: as measured before the video change
-    threads = kw.pop("threads")
     if threads:
-        torch.set_num_threads(int(threads))
-    stop_after = kw.pop("steps_this_run")
+        torch.set_num_threads(threads)
     cfg = TrainConfig(**kw)  # type: ignore[arg-type]
     trainer = Trainer(cfg)
     resumed = trainer.load_checkpoint()
@@ -145,7 +143,7 @@ def train(**kw: object) -> None:
             " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items())
         )
 
-    trainer.run(stop_after=stop_after, on_log=on_log)
+    trainer.run(stop_after=steps_this_run, on_log=on_log)
     click.echo(f"stopped at step {trainer.step}")
 
 

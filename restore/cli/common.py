@@ -12,11 +12,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import IO, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
 from restore.jobs import ExitCode, JobReport
+
+if TYPE_CHECKING:  # the engine imports torch: only when a command needs it
+    from restore.engine import Runtime
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 EXIT_INTERRUPTED = int(ExitCode.INTERRUPTED)
@@ -48,7 +51,7 @@ class EngineOptions:
     weights: Path | None
     device: str
     precision: str
-    runtime: str
+    runtime: Runtime
     batch_size: int | None  # None: CPU_BATCH_SIZE or GPU_BATCH_SIZE by device
     render_size: int
     refine: bool
@@ -236,7 +239,7 @@ def _interrupt_on_sigterm(signum: int, frame: object) -> None:
 
 
 @contextlib.contextmanager
-def job_session(quiet: bool) -> Iterator[IO[str]]:
+def job_session(quiet: bool) -> Iterator[TextIO]:
     """SIGTERM acts as Ctrl-C for the job's duration; yields the progress stream."""
     stream = open(os.devnull, "w") if quiet else sys.stdout  # noqa: SIM115
     previous = signal.signal(signal.SIGTERM, _interrupt_on_sigterm)

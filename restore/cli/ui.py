@@ -12,12 +12,14 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from restore.jobs import UP_TO_DATE, FileResult, JobReport, Status
 
@@ -29,9 +31,9 @@ class _Rate(TextColumn):
         super().__init__("")
         self.unit = unit
 
-    def render(self, task):  # type: ignore[override]
+    def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
-        return f"{speed:.1f} {self.unit}/s" if speed else f"- {self.unit}/s"
+        return Text(f"{speed:.1f} {self.unit}/s" if speed else f"- {self.unit}/s")
 
 
 class JobProgress:

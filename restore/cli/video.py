@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,6 +17,9 @@ from restore.cli.common import (
     job_session,
     load_colorizer,
 )
+
+if TYPE_CHECKING:  # rich is imported only when a command runs
+    from restore.cli.ui import JobProgress
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
                 "slower", "veryslow", "placebo")  # fmt: skip
@@ -38,15 +42,15 @@ def _check_codec(ctx: click.Context, param: click.Parameter, value: str | None) 
 class _FileProgress:
     """Adapts JobProgress to the pipeline's progress callbacks for one file."""
 
-    def __init__(self, progress: object, path: Path) -> None:
+    def __init__(self, progress: JobProgress, path: Path) -> None:
         self.progress = progress
         self.path = path
 
     def start(self, total_frames: int | None) -> None:
-        self.progress.begin_file(self.path, total_frames)  # type: ignore[attr-defined]
+        self.progress.begin_file(self.path, total_frames)
 
     def advance(self, frames: int) -> None:
-        self.progress.advance(frames)  # type: ignore[attr-defined]
+        self.progress.advance(frames)
 
 
 @main.command()

@@ -35,7 +35,7 @@ def _chroma_is_neutral(frame: av.VideoFrame) -> bool:
     dtype = np.dtype("<u2") if bits > 8 else np.dtype(np.uint8)
     neutral = 1 << (bits - 1)
     for plane in frame.planes[1:3]:
-        rows = np.frombuffer(plane, dtype).reshape(plane.height, -1)[:, : plane.width]
+        rows = np.frombuffer(memoryview(plane), dtype).reshape(plane.height, -1)[:, : plane.width]
         if rows.min() != neutral or rows.max() != neutral:
             return False
     return True

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 import av
 import numpy as np
+from av.audio.stream import AudioStream
 from av.container import InputContainer
 from av.video.stream import VideoStream
 
@@ -465,7 +466,9 @@ class _Run:
         try:
             if packet is None:
                 assert route is not None
-                return self.inp.streams[route.note.index].decode(None)
+                stream = self.inp.streams[route.note.index]
+                assert isinstance(stream, AudioStream)  # only audio is re-encoded
+                return stream.decode(None)
             return packet.decode()
         except av.FFmpegError as e:
             log.debug("audio packet not decodable: %s", e)
@@ -562,10 +565,11 @@ class _Run:
         if index in self.dead_routes:
             return
         try:
-            if route.reencode:
+            if route.reencode:  # an audio encoder, fed decoded frames (None: flush)
+                assert isinstance(route.out, AudioStream) and not isinstance(payload, av.Packet)
                 self.layout.container.mux(route.out.encode(payload))
             else:
-                assert payload is not None
+                assert isinstance(payload, av.Packet)
                 payload.stream = route.out
                 self.layout.container.mux(payload)
         except av.FFmpegError as e:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+from av.audio.stream import AudioStream
 from av.container import InputContainer, OutputContainer
 from av.stream import Stream
 from av.video.stream import VideoStream
@@ -253,17 +254,17 @@ def _route(out: OutputContainer, s: Stream, warnings: list[str]) -> Route | Stre
         o.metadata.update(carried_tags(dict(s.metadata)))
         o.disposition = s.disposition
         return Route(o, False, StreamNote(s.index, s.type, name, "copied", lang))
-    if s.type == "audio":
-        o = _audio_encoder(out, s)
-        if o is not None:
-            o.metadata.update(carried_tags(dict(s.metadata)))
-            o.disposition = s.disposition
-            enc = o.codec_context.name
+    if isinstance(s, AudioStream):
+        audio = _audio_encoder(out, s)
+        if audio is not None:
+            audio.metadata.update(carried_tags(dict(s.metadata)))
+            audio.disposition = s.disposition
+            enc = audio.codec_context.name
             warnings.append(
                 f"audio stream #{s.index} ({name}) cannot be copied into "
                 f"{out.format.name}; re-encoded as {enc}"
             )
-            return Route(o, True, StreamNote(s.index, s.type, name, "re-encoded", lang, enc))
+            return Route(audio, True, StreamNote(s.index, s.type, name, "re-encoded", lang, enc))
     why = f"{out.format.name} cannot hold it"
     warnings.append(f"{s.type} stream #{s.index} ({name}) left out: {why}")
     return StreamNote(s.index, s.type, name, "dropped", lang, why)
@@ -284,7 +285,7 @@ def _copyable(format_name: str, s: Stream) -> bool:
         return False
 
 
-def _audio_encoder(out: OutputContainer, s: Stream) -> Stream | None:
+def _audio_encoder(out: OutputContainer, s: AudioStream) -> AudioStream | None:
     """An audio encoder the container accepts (its own default first), keeping the layout."""
     cc = s.codec_context
     for name in dict.fromkeys((out.default_audio_codec, "aac")):
@@ -298,10 +299,11 @@ def _audio_encoder(out: OutputContainer, s: Stream) -> Stream | None:
             rate = 48000 if 48000 in rates else max(rates)
         try:  # the muxer may refuse the pairing only when the header is written
             with av.open(io.BytesIO(), "w", format=out.format.name) as probe:
-                trial = probe.add_stream(codec.name, rate=rate)
+                # an audio codec: the stub types a name given as str as any kind of stream
+                trial: AudioStream = probe.add_stream(codec.name, rate=rate)  # type: ignore[assignment]
                 trial.codec_context.layout = cc.layout
                 probe.start_encoding()
-            o = out.add_stream(codec.name, rate=rate)
+            o: AudioStream = out.add_stream(codec.name, rate=rate)  # type: ignore[assignment]
         except (ValueError, av.FFmpegError, NotImplementedError):
             continue
         o.codec_context.layout = cc.layout
@@ -314,7 +316,8 @@ def display_matrix(frame: av.VideoFrame) -> tuple[int, ...] | None:
     sd = frame.side_data.get("DISPLAYMATRIX")
     if sd is None:
         return None
-    raw = bytes(sd)
+    # PyAV's stub types side_data as a TypedDict of motion vectors (a SideDataContainer)
+    raw = bytes(sd)  # type: ignore[call-overload]
     if len(raw) != 36:
         return None
     m = struct.unpack("=9i", raw)  # native int32, as FFmpeg stores it

@@ -81,7 +81,7 @@ class ColourStabilizer:
         self._ab: np.ndarray | None = None  # (h, w, 2) float32 previous output
         self._grid: tuple[np.ndarray, np.ndarray] | None = None  # pixel coordinates (flow)
         self._dis = (
-            cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST) if config.flow else None
+            cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_FAST) if config.flow else None
         )
         k = 2 * config.spread + 1
         self._disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
@@ -151,11 +151,13 @@ class ColourStabilizer:
     ) -> tuple[np.ndarray, np.ndarray]:
         """The previous frame's blurred L and output ab, warped onto the current frame."""
         assert self._dis is not None
-        flow = self._dis.calc(gray, prev_gray, None)  # (h, w, 2): where each pixel came from
+        # (h, w, 2): where each pixel came from. OpenCV's stub requires flow; None allocates it.
+        flow = self._dis.calc(gray, prev_gray, None)  # type: ignore[call-overload]
         h, w = gray.shape
         if self._grid is None or self._grid[0].shape != (h, w):
             xs, ys = np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)
-            self._grid = tuple(np.meshgrid(xs, ys))  # type: ignore[assignment]
+            gx, gy = np.meshgrid(xs, ys)
+            self._grid = (gx, gy)
         assert self._grid is not None
         mx, my = self._grid[0] + flow[..., 0], self._grid[1] + flow[..., 1]
         border = cv2.BORDER_REPLICATE
