@@ -169,3 +169,15 @@ def srgb8_to_l(
         for x in range(width):
             i = min(max(np.int32(pos[x]), bottom), top)
             row[x] = l_of_y16[i] + (pos[x] - _F(i)) * (l_of_y16[i + 1] - l_of_y16[i])
+
+
+@nb.njit(**_OPTS)
+def lookup_inplace(values: np.ndarray, table: np.ndarray, scale: np.float32) -> None:
+    """values (H, W) float32 >= 0, each replaced by table[round(value * scale)] (clamped
+    to the table), in place."""
+    top = table.shape[0] - 1
+    for y in range(values.shape[0]):
+        row = values[y]
+        for x in range(row.shape[0]):
+            i = int(row[x] * scale + _F(0.5))
+            row[x] = table[min(max(i, 0), top)]

@@ -442,3 +442,14 @@ def _rows_bilinear(src: np.ndarray, height: int, r0: int, r1: int) -> np.ndarray
         f = float(fy[i])
         cv2.addWeighted(src[y0[i]], 1.0 - f, src[y1[i]], f, 0.0, dst=out[i])
     return out
+
+
+def apply_tone_table(lightness: np.ndarray, table: np.ndarray) -> None:
+    """Map L through a tone curve sampled at ``len(table)`` even steps over 0..100, in place.
+
+    Args:
+        lightness: (H, W) float32 L in [0, 100], C-contiguous rows; modified.
+        table: (N,) float32, the curve's L at 0, 100 / (N - 1), ..., 100.
+    """
+    scale = np.float32((len(table) - 1) / 100.0)
+    _kernels.lookup_inplace(lightness, np.ascontiguousarray(table, np.float32), scale)

@@ -51,6 +51,7 @@ class Clip:
     chapters_ms: Sequence[tuple[int, int, str]] = ()  # (start, end, title)
     rotation: int | None = None
     levels: tuple[int, int] | None = None  # fixed gray levels (left half, right half) if set
+    flicker: Sequence[float] = ()  # per-frame brightness gain (old film's flicker) if set
 
 
 def gray_picture(i: int, width: int, height: int) -> np.ndarray:
@@ -70,6 +71,8 @@ def _video_frame(clip: Clip, i: int) -> av.VideoFrame:
         planar[:h, : w // 2], planar[:h, w // 2 :] = clip.levels
         return av.VideoFrame.from_ndarray(planar, format=clip.pix_fmt)
     g = gray_picture(i, w, h)
+    if clip.flicker:
+        g = np.clip(g * clip.flicker[i], 0, 255).astype(np.uint8)
     rgb = np.repeat(g[:, :, None], 3, axis=2)
     return av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=clip.pix_fmt)
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
@@ -17,9 +15,6 @@ from restore.cli.common import (
     job_session,
     load_colorizer,
 )
-
-if TYPE_CHECKING:  # rich is imported only when a command runs
-    from restore.cli.ui import JobProgress
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
                 "slower", "veryslow", "placebo")  # fmt: skip
@@ -37,20 +32,6 @@ def _check_codec(ctx: click.Context, param: click.Parameter, value: str | None) 
     if codec.type != "video":
         raise click.BadParameter(f"{value!r} is a {codec.type} encoder, not a video encoder")
     return codec.name
-
-
-class _FileProgress:
-    """Adapts JobProgress to the pipeline's progress callbacks for one file."""
-
-    def __init__(self, progress: JobProgress, path: Path) -> None:
-        self.progress = progress
-        self.path = path
-
-    def start(self, total_frames: int | None) -> None:
-        self.progress.begin_file(self.path, total_frames)
-
-    def advance(self, frames: int) -> None:
-        self.progress.advance(frames)
 
 
 @main.command()
@@ -114,6 +95,21 @@ class _FileProgress:
     "new shot, where colours start afresh: lower it if colours carry over a cut, raise it "
     "if fast camera moves or damaged frames reset them.",
 )
+@click.option(
+    "--deflicker",
+    is_flag=True,
+    help="Remove brightness flicker (old film): each frame's tone is matched to the average "
+    "of its neighbours in the same shot before it is colorized; the output carries the "
+    "steadied lightness. The report gives the mean correction (L units) and the shots found.",
+)
+@click.option(
+    "--deflicker-radius",
+    type=click.IntRange(1, 50),
+    default=6,  # DeflickerConfig.radius
+    show_default=True,
+    help="Frames on each side whose tone is averaged: higher removes slower flicker, lower "
+    "follows real changes of light (fades, clouds) more closely.",
+)
 @click.pass_context
 def video(
     ctx: click.Context,
@@ -127,6 +123,8 @@ def video(
     stabilize_strength: float,
     stabilize_motion: float,
     stabilize_cut: float,
+    deflicker: bool,
+    deflicker_radius: int,
     overwrite: bool,
     report_path: Path | None,
     quiet: bool,
@@ -143,25 +141,14 @@ def video(
 
     Exit codes: 0 all done or skipped, 1 some files failed, 2 usage error, 130 interrupted.
     """
-    import av
-
     from restore.cli.ui import JobProgress
-    from restore.errors import OutputPathError, RestoreError
-    from restore.jobs import (
-        BUSY,
-        UP_TO_DATE,
-        FileResult,
-        JobReport,
-        Status,
-        atomic_output,
-        claim,
-        is_up_to_date,
-        remove_stale_temps,
-        temps_of,
-    )
-    from restore.video import EncodeConfig, colorize_video, plan_outputs
+    from restore.errors import OutputPathError
+    from restore.jobs import FileResult, JobReport
+    from restore.video import EncodeConfig, plan_outputs
+    from restore.video.deflicker import DeflickerConfig
     from restore.video.files import VIDEO_SUFFIXES
-    from restore.video.temporal import StabilizeConfig, stabilizer
+    from restore.video.job import VideoJobConfig, run
+    from restore.video.temporal import StabilizeConfig
 
     _setup_logging(verbose)
     try:
@@ -175,67 +162,33 @@ def video(
     report = JobReport(command="video")  # wall time includes loading the model
     colorizer = load_colorizer(engine)
     report.weights = colorizer.info.identity if colorizer.info else None
-    encode = EncodeConfig(codec=codec, crf=crf, preset=preset, threads=engine.threads or 0)
-    steady = (
-        StabilizeConfig(strength=stabilize_strength, motion=stabilize_motion, cut=stabilize_cut)
+    config = VideoJobConfig(
+        encode=EncodeConfig(codec=codec, crf=crf, preset=preset, threads=engine.threads or 0),
+        stabilize=StabilizeConfig(
+            strength=stabilize_strength, motion=stabilize_motion, cut=stabilize_cut
+        )
         if stabilize
-        else None
+        else None,
+        deflicker=DeflickerConfig(radius=deflicker_radius) if deflicker else None,
+        overwrite=overwrite,
     )
     note = None
     with (
         job_session(quiet) as stream,
         JobProgress("frames", len(planned), stream=stream) as progress,
     ):
-        for src, dst in planned:
-            done_before = not overwrite and is_up_to_date(src, dst)
-            held = None if done_before else claim(dst)
-            # checked again once claimed: an overlapping job may just have finished it
-            if held is not None and not overwrite and is_up_to_date(src, dst):
-                held.release()
-                held, done_before = None, True
-            if held is None:
-                reason = UP_TO_DATE if done_before else BUSY
-                result = FileResult(src, dst, Status.SKIPPED, reason=reason)
-                report.add(result)
-                progress.end_file(result)
-                continue
-            removed = remove_stale_temps(temps_of(dst))
-            if removed:
-                progress.message(
-                    f"removed {removed} unfinished file(s) of {dst.name} left by an interrupted run"
-                )
-            t0 = time.monotonic()
-            try:
-                with atomic_output(dst) as tmp:
-                    done = colorize_video(
-                        src,
-                        tmp,
-                        colorizer,
-                        encode,
-                        progress=_FileProgress(progress, src),
-                        stage=stabilizer(steady) if steady is not None else None,
-                    )
-                result = FileResult(
-                    src,
-                    dst,
-                    Status.DONE,
-                    seconds=time.monotonic() - t0,
-                    warnings=done.warnings,
-                    extra=done.report(),
-                )
-            except KeyboardInterrupt:
-                left = len(planned) - len(report.results)
-                note = (
-                    f"interrupted during {src}: nothing was written under its final name; "
-                    f"{left} file(s) not done. Run the same command again to finish."
-                )
-                break
-            except (RestoreError, av.FFmpegError, OSError) as e:
-                result = FileResult(
-                    src, None, Status.FAILED, error=str(e), seconds=time.monotonic() - t0
-                )
-            finally:
-                held.release(tidy=True)  # a failed file leaves no empty folder behind
+
+        def on_result(result: FileResult) -> None:
             report.add(result)
             progress.end_file(result)
+
+        try:
+            run(planned, colorizer, config, on_result, progress)
+        except KeyboardInterrupt:
+            src = planned[len(report.results)][0]
+            left = len(planned) - len(report.results)
+            note = (
+                f"interrupted during {src}: nothing was written under its final name; "
+                f"{left} file(s) not done. Run the same command again to finish."
+            )
     finish(ctx, report, "frames", report_path, note)

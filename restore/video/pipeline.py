@@ -37,6 +37,7 @@ from restore.buffers import ArrayPool
 from restore.engine import Colorizer
 from restore.errors import EncodeError, UnsupportedMedia
 from restore.runtime import release_free_memory
+from restore.video.deflicker import Deflicker, DeflickerConfig, DeflickerStats
 from restore.video.frames import frame_lightness, rgb_to_frame
 from restore.video.streams import (
     NO_PTS_FORMATS,
@@ -120,15 +121,19 @@ class VideoResult:
     size: tuple[int, int]  # (width, height) encoded
     streams: list[StreamNote]
     warnings: list[str]
+    deflicker: DeflickerStats | None = None  # set when the film was deflickered
 
     def report(self) -> dict[str, Any]:
         """Per-file fields for the job report."""
-        return {
+        fields: dict[str, Any] = {
             "frames": self.frames,
             "duration": round(self.duration, 6) if self.duration is not None else None,
             "size": list(self.size),
             "streams": [n.to_dict() for n in self.streams],
         }
+        if self.deflicker is not None:
+            fields["deflicker"] = self.deflicker.to_dict()
+        return fields
 
 
 def colorize_video(
@@ -139,6 +144,7 @@ def colorize_video(
     *,
     progress: FrameProgress | None = None,
     stage: TemporalStage | None = None,
+    deflicker: DeflickerConfig | None = None,
     queue_depth: int = 1,
 ) -> VideoResult:
     """Colorize the first video stream of ``src`` into ``dst``, carrying every other stream.
@@ -146,6 +152,10 @@ def colorize_video(
     Each output frame keeps its input frame's pts (in the input's time base), so frame count,
     variable frame rate and duration survive. Audio, subtitle and data packets are copied
     unchanged; audio the output container cannot hold is re-encoded (with a warning).
+
+    With ``deflicker``, each frame's lightness is matched to the tone of its neighbours
+    (:mod:`restore.video.deflicker`) before it is colorized; the output carries that
+    lightness.
 
     ``dst`` is written directly (callers wrap it in :func:`restore.jobs.atomic_output`); on any
     exception, including KeyboardInterrupt, the worker threads are stopped before it propagates.
@@ -168,7 +178,7 @@ def colorize_video(
             layout = open_output(dst, inp, video_in, config)
         except av.FFmpegError as e:
             raise EncodeError(f"cannot create {dst.name}: {e}") from e
-        run = _Run(inp, video_in, layout, colorizer, stage, queue_depth)
+        run = _Run(inp, video_in, layout, colorizer, stage, queue_depth, deflicker)
         if progress is not None:
             progress.start(_expected_frames(inp, video_in))
         ok = False
@@ -184,7 +194,14 @@ def colorize_video(
         warnings = layout.warnings + run.warnings(inp)
     finally:
         inp.close()
-    return VideoResult(run.frames_written, run.duration(), layout.size, layout.notes, warnings)
+    return VideoResult(
+        run.frames_written,
+        run.duration(),
+        layout.size,
+        layout.notes,
+        warnings,
+        run.deflicker.stats if run.deflicker is not None else None,
+    )
 
 
 def _pick_video(inp: InputContainer, src: Path) -> VideoStream:
@@ -246,8 +263,13 @@ class _Run:
         colorizer: Colorizer,
         stage: TemporalStage | None,
         queue_depth: int,
+        deflicker: DeflickerConfig | None = None,
     ) -> None:
         self.inp = inp
+        # Runs in the reader thread, which sees the frames in display order.
+        self.deflicker: Deflicker[FrameItem] | None = (
+            Deflicker(deflicker, lambda it: it.lightness) if deflicker is not None else None
+        )
         self.video_in = video_in
         self.layout = layout
         self.colorizer = colorizer
@@ -401,16 +423,23 @@ class _Run:
         pending: deque[av.VideoFrame] = deque()  # decoded, waiting for their timestamp
         stamps: list[int] = []  # heap of the pending frames' timestamps
 
-        def take(frames: list[av.VideoFrame], drain: bool = False) -> None:
+        def add(items: list[FrameItem]) -> None:
             nonlocal started
+            for item in items:
+                batch.items.append(item)
+                started = True
+                if len(batch.items) >= self.batch_size:
+                    emit()
+
+        def take(frames: list[av.VideoFrame], drain: bool = False) -> None:
             for frame in frames:
                 pending.append(frame)
                 heapq.heappush(stamps, self._stamp(frame))
             while pending and (drain or len(pending) > REORDER_WINDOW):
-                batch.items.append(self._item(pending.popleft(), heapq.heappop(stamps)))
-                started = True
-                if len(batch.items) >= self.batch_size:
-                    emit()
+                item = self._item(pending.popleft(), heapq.heappop(stamps))
+                add([item] if self.deflicker is None else self.deflicker.push(item))
+            if drain and self.deflicker is not None:
+                add(self.deflicker.flush())
 
         try:
             for packet in self.inp.demux():

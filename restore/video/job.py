@@ -1,0 +1,124 @@
+"""A batch of films, as `restore video` runs it: finished outputs skipped, each output
+claimed against overlapping jobs, written atomically, one result per film."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import av
+
+from restore.engine import Colorizer
+from restore.errors import RestoreError
+from restore.jobs import (
+    BUSY,
+    UP_TO_DATE,
+    FileResult,
+    Status,
+    atomic_output,
+    claim,
+    is_up_to_date,
+    remove_stale_temps,
+    temps_of,
+)
+from restore.video.deflicker import DeflickerConfig
+from restore.video.pipeline import FrameProgress, colorize_video
+from restore.video.streams import EncodeConfig
+from restore.video.temporal import StabilizeConfig, stabilizer
+
+
+@dataclass(frozen=True)
+class VideoJobConfig:
+    """Options of one run. Built once by the CLI."""
+
+    encode: EncodeConfig = field(default_factory=EncodeConfig)
+    stabilize: StabilizeConfig | None = field(default_factory=StabilizeConfig)  # None: off
+    deflicker: DeflickerConfig | None = None  # None: off
+    overwrite: bool = False  # redo outputs that exist and are newer than their input
+
+
+class FilmProgress(Protocol):
+    """Per-film progress, called from the caller's thread."""
+
+    def begin_file(self, path: Path, total_frames: int | None) -> None: ...
+
+    def advance(self, frames: int) -> None: ...
+
+
+def run(
+    planned: Sequence[tuple[Path, Path]],
+    colorizer: Colorizer,
+    config: VideoJobConfig,
+    on_result: Callable[[FileResult], None],
+    progress: FilmProgress | None = None,
+) -> None:
+    """Colorize every (input, output) pair, calling ``on_result`` once per film, in order.
+
+    A failing film is reported and the run goes on. KeyboardInterrupt propagates once the
+    film in hand is cleaned up (its temporary file removed, its claim let go); the films
+    reported before it are complete.
+    """
+    for src, dst in planned:
+        on_result(_one(src, dst, colorizer, config, progress))
+
+
+def _one(
+    src: Path,
+    dst: Path,
+    colorizer: Colorizer,
+    config: VideoJobConfig,
+    progress: FilmProgress | None,
+) -> FileResult:
+    done_before = not config.overwrite and is_up_to_date(src, dst)
+    held = None if done_before else claim(dst)
+    # checked again once claimed: an overlapping job may just have finished it
+    if held is not None and not config.overwrite and is_up_to_date(src, dst):
+        held.release()
+        held, done_before = None, True
+    if held is None:
+        return FileResult(src, dst, Status.SKIPPED, reason=UP_TO_DATE if done_before else BUSY)
+    notes: list[str] = []
+    removed = remove_stale_temps(temps_of(dst))
+    if removed:
+        notes.append(f"removed {removed} unfinished file(s) left by an interrupted run")
+    t0 = time.monotonic()
+    try:
+        with atomic_output(dst) as tmp:
+            done = colorize_video(
+                src,
+                tmp,
+                colorizer,
+                config.encode,
+                progress=_Progress(progress, src) if progress is not None else None,
+                stage=stabilizer(config.stabilize) if config.stabilize is not None else None,
+                deflicker=config.deflicker,
+            )
+        return FileResult(
+            src,
+            dst,
+            Status.DONE,
+            seconds=time.monotonic() - t0,
+            warnings=notes + done.warnings,
+            extra=done.report(),
+        )
+    except (RestoreError, av.FFmpegError, OSError) as e:
+        return FileResult(src, None, Status.FAILED, error=str(e), seconds=time.monotonic() - t0)
+    finally:
+        held.release(tidy=True)  # a failed film leaves no empty output folder behind
+
+
+class _Progress(FrameProgress):
+    """The pipeline's per-frame callbacks, forwarded with the film's path."""
+
+    def __init__(self, progress: FilmProgress, path: Path) -> None:
+        self.progress = progress
+        self.path = path
+
+    def start(self, total_frames: int | None) -> None:
+        self.progress.begin_file(self.path, total_frames)
+
+    def advance(self, frames: int) -> None:
+        self.progress.advance(frames)
