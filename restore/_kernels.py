@@ -181,3 +181,29 @@ def lookup_inplace(values: np.ndarray, table: np.ndarray, scale: np.float32) -> 
         for x in range(row.shape[0]):
             i = int(row[x] * scale + _F(0.5))
             row[x] = table[min(max(i, 0), top)]
+
+
+@nb.njit(**_OPTS)
+def spikes(
+    cur: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    before: np.ndarray,
+    after: np.ndarray,
+    threshold: np.float32,
+    agree: np.float32,
+    out: np.ndarray,
+) -> int:
+    """out (H, W) uint8: 1 where ``cur`` lies more than ``threshold`` above ``high`` or below
+    ``low`` while ``before`` and ``after`` differ by less than ``agree``, else 0 (all
+    (H, W) float32). Returns the count of 1s."""
+    n = 0
+    for y in range(cur.shape[0]):
+        c, lo, hi, b, a, o = cur[y], low[y], high[y], before[y], after[y], out[y]
+        for x in range(c.shape[0]):
+            hit = abs(b[x] - a[x]) < agree and (
+                c[x] > hi[x] + threshold or c[x] < lo[x] - threshold
+            )
+            o[x] = 1 if hit else 0
+            n += 1 if hit else 0
+    return n

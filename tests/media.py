@@ -52,6 +52,7 @@ class Clip:
     rotation: int | None = None
     levels: tuple[int, int] | None = None  # fixed gray levels (left half, right half) if set
     flicker: Sequence[float] = ()  # per-frame brightness gain (old film's flicker) if set
+    specks: Sequence[tuple[int, int, int, int]] = ()  # (frame, y, x, side): black dirt squares
 
 
 def gray_picture(i: int, width: int, height: int) -> np.ndarray:
@@ -73,6 +74,9 @@ def _video_frame(clip: Clip, i: int) -> av.VideoFrame:
     g = gray_picture(i, w, h)
     if clip.flicker:
         g = np.clip(g * clip.flicker[i], 0, 255).astype(np.uint8)
+    for frame, y, x, side in clip.specks:
+        if frame == i:
+            g[y : y + side, x : x + side] = 0
     rgb = np.repeat(g[:, :, None], 3, axis=2)
     return av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=clip.pix_fmt)
 

@@ -15,9 +15,9 @@ import pytest
 import tifffile
 from PIL import Image, ImageCms, ImageOps, PngImagePlugin
 
-from restore import imageio
 from restore.errors import ImageTooLarge, UnsupportedMedia
 from restore.imageio import ImageMetadata, Marking, read_image, write_image
+from restore.imageio import read as imageio_read
 from tests.conftest import synthetic_photo
 
 MARK = Marking(software="restore test", note="machine-colorized (test)")
@@ -344,7 +344,7 @@ def test_jpeg_decoded_by_opencv_matches_pillow(
         raise AssertionError("a complete RGB JPEG must be decoded by OpenCV")
 
     with monkeypatch.context() as m:
-        m.setattr(imageio, "_decode_pillow", no_pillow)
+        m.setattr(imageio_read, "_decode_pillow", no_pillow)
         pic = read_image(path)
     want = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB")).astype(int)
     assert pic.pixels.shape == want.shape
@@ -527,7 +527,7 @@ def test_opencv_refusing_a_jpeg_falls_back_to_pillow(
     def refuse(*args: object) -> None:
         raise cv2.error("over CV_IO_MAX_IMAGE_PIXELS")
 
-    monkeypatch.setattr(imageio.cv2, "imdecode", refuse)
+    monkeypatch.setattr(imageio_read.cv2, "imdecode", refuse)
     assert read_image(path).pixels.shape == (20, 24, 3)
 
 

@@ -96,6 +96,18 @@ def _check_codec(ctx: click.Context, param: click.Parameter, value: str | None) 
     "if fast camera moves or damaged frames reset them.",
 )
 @click.option(
+    "--repair",
+    is_flag=True,
+    help="Repair old film before colorizing it: --deflicker and --remove-dirt together.",
+)
+@click.option(
+    "--remove-dirt",
+    is_flag=True,
+    help="Remove dust and dirt that sit on one frame only: a pixel that stands out of both "
+    "neighbouring frames (aligned by optical flow) in the same direction, where those agree, "
+    "takes their mean. Scratches that last several frames are not repaired yet.",
+)
+@click.option(
     "--deflicker",
     is_flag=True,
     help="Remove brightness flicker (old film): each frame's tone is matched to the average "
@@ -123,6 +135,8 @@ def video(
     stabilize_strength: float,
     stabilize_motion: float,
     stabilize_cut: float,
+    repair: bool,
+    remove_dirt: bool,
     deflicker: bool,
     deflicker_radius: int,
     overwrite: bool,
@@ -146,6 +160,7 @@ def video(
     from restore.jobs import FileResult, JobReport
     from restore.video import EncodeConfig, plan_outputs
     from restore.video.deflicker import DeflickerConfig
+    from restore.video.dirt import DirtConfig
     from restore.video.files import VIDEO_SUFFIXES
     from restore.video.job import VideoJobConfig, run
     from restore.video.temporal import StabilizeConfig
@@ -169,7 +184,8 @@ def video(
         )
         if stabilize
         else None,
-        deflicker=DeflickerConfig(radius=deflicker_radius) if deflicker else None,
+        deflicker=DeflickerConfig(radius=deflicker_radius) if deflicker or repair else None,
+        dirt=DirtConfig() if remove_dirt or repair else None,
         overwrite=overwrite,
     )
     note = None

@@ -82,9 +82,9 @@ class Deflicker(Generic[T]):
     def push(self, item: T) -> list[T]:
         """Add the next frame; returns the frames now corrected, in order."""
         lightness = self.lightness_of(item)
-        thumb = _thumbnail(lightness)
+        thumb = thumbnail(lightness)
         released: list[T] = []
-        if self._thumb is None or _correlation(self._thumb, thumb) < self.config.cut:
+        if self._thumb is None or correlation(self._thumb, thumb) < self.config.cut:
             released = self.flush()  # the previous shot ends here
             self._past.clear()
             self.stats.shots += 1
@@ -141,7 +141,7 @@ def match_tone(lightness: np.ndarray, source: np.ndarray, target: np.ndarray) ->
     return float(np.abs(dst - src).mean())
 
 
-def _thumbnail(lightness: np.ndarray) -> np.ndarray:
+def thumbnail(lightness: np.ndarray) -> np.ndarray:
     step = max(1, min(lightness.shape) // (4 * _THUMB))  # a strided view first: cheaper
     small = cv2.resize(
         np.ascontiguousarray(lightness[::step, ::step]),
@@ -153,8 +153,8 @@ def _thumbnail(lightness: np.ndarray) -> np.ndarray:
     return small / norm if norm > 1e-6 else small
 
 
-def _correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson correlation of two thumbnails from :func:`_thumbnail` (flat ones: 1 if both)."""
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two thumbnails from :func:`thumbnail` (flat ones: 1 if both)."""
     if not a.any() or not b.any():
         return 1.0 if not a.any() and not b.any() else 0.0
     return float((a * b).sum())

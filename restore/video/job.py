@@ -25,6 +25,7 @@ from restore.jobs import (
     temps_of,
 )
 from restore.video.deflicker import DeflickerConfig
+from restore.video.dirt import DirtConfig
 from restore.video.pipeline import FrameProgress, colorize_video
 from restore.video.streams import EncodeConfig
 from restore.video.temporal import StabilizeConfig, stabilizer
@@ -37,6 +38,7 @@ class VideoJobConfig:
     encode: EncodeConfig = field(default_factory=EncodeConfig)
     stabilize: StabilizeConfig | None = field(default_factory=StabilizeConfig)  # None: off
     deflicker: DeflickerConfig | None = None  # None: off
+    dirt: DirtConfig | None = None  # None: off
     overwrite: bool = False  # redo outputs that exist and are newer than their input
 
 
@@ -95,6 +97,7 @@ def _one(
                 progress=_Progress(progress, src) if progress is not None else None,
                 stage=stabilizer(config.stabilize) if config.stabilize is not None else None,
                 deflicker=config.deflicker,
+                dirt=config.dirt,
             )
         return FileResult(
             src,

@@ -37,7 +37,8 @@ from restore.buffers import ArrayPool
 from restore.engine import Colorizer
 from restore.errors import EncodeError, UnsupportedMedia
 from restore.runtime import release_free_memory
-from restore.video.deflicker import Deflicker, DeflickerConfig, DeflickerStats
+from restore.video.deflicker import Deflicker, DeflickerConfig
+from restore.video.dirt import DirtConfig, DirtRemover
 from restore.video.frames import frame_lightness, rgb_to_frame
 from restore.video.streams import (
     NO_PTS_FORMATS,
@@ -104,6 +105,21 @@ class Batch:
 TemporalStage = Callable[[Iterator[Batch]], Iterator[Batch]]
 
 
+class _Repair(Protocol):
+    """A repair of the frames' lightness (restore.video.deflicker, restore.video.dirt)."""
+
+    @property
+    def stats(self) -> Any: ...
+
+    def push(self, item: FrameItem) -> list[FrameItem]: ...
+
+    def flush(self) -> list[FrameItem]: ...
+
+
+def _lightness(item: FrameItem) -> np.ndarray:
+    return item.lightness
+
+
 class FrameProgress(Protocol):
     """Progress callbacks, called from the caller's thread."""
 
@@ -121,7 +137,7 @@ class VideoResult:
     size: tuple[int, int]  # (width, height) encoded
     streams: list[StreamNote]
     warnings: list[str]
-    deflicker: DeflickerStats | None = None  # set when the film was deflickered
+    repairs: dict[str, dict[str, float | int]] = field(default_factory=dict)  # per stage run
 
     def report(self) -> dict[str, Any]:
         """Per-file fields for the job report."""
@@ -131,9 +147,7 @@ class VideoResult:
             "size": list(self.size),
             "streams": [n.to_dict() for n in self.streams],
         }
-        if self.deflicker is not None:
-            fields["deflicker"] = self.deflicker.to_dict()
-        return fields
+        return {**fields, **self.repairs}
 
 
 def colorize_video(
@@ -145,6 +159,7 @@ def colorize_video(
     progress: FrameProgress | None = None,
     stage: TemporalStage | None = None,
     deflicker: DeflickerConfig | None = None,
+    dirt: DirtConfig | None = None,
     queue_depth: int = 1,
 ) -> VideoResult:
     """Colorize the first video stream of ``src`` into ``dst``, carrying every other stream.
@@ -154,8 +169,8 @@ def colorize_video(
     unchanged; audio the output container cannot hold is re-encoded (with a warning).
 
     With ``deflicker``, each frame's lightness is matched to the tone of its neighbours
-    (:mod:`restore.video.deflicker`) before it is colorized; the output carries that
-    lightness.
+    (:mod:`restore.video.deflicker`), with ``dirt`` single-frame dirt is filled from them
+    (:mod:`restore.video.dirt`), before it is colorized; the output carries that lightness.
 
     ``dst`` is written directly (callers wrap it in :func:`restore.jobs.atomic_output`); on any
     exception, including KeyboardInterrupt, the worker threads are stopped before it propagates.
@@ -178,7 +193,7 @@ def colorize_video(
             layout = open_output(dst, inp, video_in, config)
         except av.FFmpegError as e:
             raise EncodeError(f"cannot create {dst.name}: {e}") from e
-        run = _Run(inp, video_in, layout, colorizer, stage, queue_depth, deflicker)
+        run = _Run(inp, video_in, layout, colorizer, stage, queue_depth, deflicker, dirt)
         if progress is not None:
             progress.start(_expected_frames(inp, video_in))
         ok = False
@@ -200,7 +215,7 @@ def colorize_video(
         layout.size,
         layout.notes,
         warnings,
-        run.deflicker.stats if run.deflicker is not None else None,
+        {name: r.stats.to_dict() for name, r in run.repairs},
     )
 
 
@@ -264,12 +279,16 @@ class _Run:
         stage: TemporalStage | None,
         queue_depth: int,
         deflicker: DeflickerConfig | None = None,
+        dirt: DirtConfig | None = None,
     ) -> None:
         self.inp = inp
-        # Runs in the reader thread, which sees the frames in display order.
-        self.deflicker: Deflicker[FrameItem] | None = (
-            Deflicker(deflicker, lambda it: it.lightness) if deflicker is not None else None
-        )
+        # Repairs of the lightness, in order; they run in the reader thread, which sees the
+        # frames in display order.
+        self.repairs: list[tuple[str, _Repair]] = []
+        if deflicker is not None:
+            self.repairs.append(("deflicker", Deflicker(deflicker, _lightness)))
+        if dirt is not None:
+            self.repairs.append(("dirt", DirtRemover(dirt, _lightness)))
         self.video_in = video_in
         self.layout = layout
         self.colorizer = colorizer
@@ -436,10 +455,9 @@ class _Run:
                 pending.append(frame)
                 heapq.heappush(stamps, self._stamp(frame))
             while pending and (drain or len(pending) > REORDER_WINDOW):
-                item = self._item(pending.popleft(), heapq.heappop(stamps))
-                add([item] if self.deflicker is None else self.deflicker.push(item))
-            if drain and self.deflicker is not None:
-                add(self.deflicker.flush())
+                add(self._repaired([self._item(pending.popleft(), heapq.heappop(stamps))]))
+            if drain:
+                add(self._repaired([], flush=True))
 
         try:
             for packet in self.inp.demux():
@@ -479,6 +497,14 @@ class _Run:
         if batch.items or batch.passengers:
             emit()
         self._put(self.q_in, _END)
+
+    def _repaired(self, items: list[FrameItem], flush: bool = False) -> list[FrameItem]:
+        """``items`` through the repair stages (each may hold frames back); with ``flush``,
+        everything they hold, at the end of the film."""
+        for _, repair in self.repairs:
+            out = [done for it in items for done in repair.push(it)]
+            items = out + repair.flush() if flush else out
+        return items
 
     def _decode_video(self, packet: av.Packet | None) -> list[av.VideoFrame]:
         try:
