@@ -16,6 +16,7 @@ from restore import color, photos
 from restore.engine import Colorizer
 from restore.jobs import FileResult
 from restore.video.deflicker import Deflicker, DeflickerConfig
+from restore.video.dirt import DirtConfig, DirtRemover
 from restore.video.frames import frame_lightness, rgb_to_frame
 from restore.video.pipeline import colorize_video
 from restore.video.streams import EncodeConfig, open_output
@@ -92,17 +93,22 @@ def stages(src: Path, colorizer: Colorizer, frames: int, repeats: int) -> dict[s
     return out
 
 
-def deflicker_stage(src: Path, frames: int, repeats: int) -> float:
-    """Seconds per frame of `restore video --deflicker`'s tone matching alone (median)."""
+def repair_stage(src: Path, frames: int, repeats: int, dirt: bool = False) -> float:
+    """Seconds per frame of `restore video --deflicker` (or, with ``dirt``, of
+    `--remove-dirt`) alone (median; the copy of each frame's L is counted too)."""
     lightness = [frame_lightness(f) for f in _frames(src, frames)]
 
     def run() -> None:
-        d: Deflicker[np.ndarray] = Deflicker(DeflickerConfig(), lambda x: x)
+        d: Deflicker[np.ndarray] | DirtRemover[np.ndarray] = (
+            DirtRemover(DirtConfig(), lambda x: x)
+            if dirt
+            else Deflicker(DeflickerConfig(), lambda x: x)
+        )
         for lum in lightness:
             d.push(lum.copy())
         d.flush()
 
-    run()  # the first call loads the compiled kernel
+    run()  # the first call loads the compiled kernels
     return median_time(run, repeats) / len(lightness)
 
 
@@ -177,8 +183,9 @@ def report(
     for name, s in st.items():
         table.add(name, s * 1e3, 1 / s)
     table.add("**sum-of-stages ceiling**", total * 1e3, 1 / total)
-    flicker = deflicker_stage(src, frames, repeats)
-    table.add("deflicker (only with --deflicker; not in the ceiling)", flicker * 1e3, 1 / flicker)
+    for name, dirt in (("deflicker", False), ("remove-dirt", True)):
+        t = repair_stage(src, frames, repeats, dirt)
+        table.add(f"{name} (only with --{name} or --repair; not in the ceiling)", t * 1e3, 1 / t)
     table.add("**restore video, end to end**", 1e3 / ours, ours)
     if one is not None:
         table.add("restore video, one generator call at a time (1 run)", 1e3 / one, one)
