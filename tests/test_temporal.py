@@ -233,16 +233,16 @@ def test_cli_refuses_strength_of_one(tmp_path: Path, tiny_weights: Path) -> None
 def test_cli_cut_threshold_reaches_the_stabiliser(
     tmp_path: Path, tiny_weights: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import restore.video.temporal as temporal
+    import restore.video.job as job  # where the film job builds the stage
 
     seen: list[StabilizeConfig] = []
-    real = temporal.stabilizer
+    real = job.stabilizer
 
     def spy(config: StabilizeConfig) -> object:
         seen.append(config)
         return real(config)
 
-    monkeypatch.setattr(temporal, "stabilizer", spy)
+    monkeypatch.setattr(job, "stabilizer", spy)
     src = write_clip(tmp_path / "film.mp4", Clip(frames=2))
     args = ["video", str(src), "--weights", str(tiny_weights), "--stabilize-cut", "3.5"]
     args += ["--stabilize-motion", "6", "-o", str(tmp_path / "out")]
