@@ -213,6 +213,20 @@ def claim(final: Path) -> Claim | None:
     return c if c.acquire() else None
 
 
+def claim_work(src: Path, dst: Path, overwrite: bool) -> tuple[Claim | None, str | None]:
+    """Claim ``dst`` to (re)make it from ``src``: (the held claim, None), or (None, why it is
+    skipped: :data:`UP_TO_DATE` or :data:`BUSY`)."""
+    if not overwrite and is_up_to_date(src, dst):
+        return None, UP_TO_DATE
+    held = claim(dst)
+    if held is None:
+        return None, BUSY
+    if not overwrite and is_up_to_date(src, dst):  # finished by a job that just let go
+        held.release()
+        return None, UP_TO_DATE
+    return held, None
+
+
 def lock_path_for(final: Path) -> Path:
     return final.with_name(f".{final.name}{TEMP_MARK}.lock")
 

@@ -36,7 +36,7 @@ from restore.imageio import (
     supports_16bit,
     write_image,
 )
-from restore.jobs import TEMP_MARK, UP_TO_DATE, FileResult, Status, atomic_output, is_temp
+from restore.jobs import TEMP_MARK, FileResult, Status, atomic_output, is_temp
 from restore.runtime import release_free_memory
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class PhotosConfig:
 @dataclass(frozen=True)
 class PhotoTask:
     """One input file and where its output goes; ``problem`` fails it without reading,
-    ``skip`` passes it over (not an image restore reads), both with the reason."""
+    ``skip`` (in ``Plan.passed_over`` only) says why it is not an image restore reads."""
 
     input: Path
     output: Path | None
@@ -230,11 +230,6 @@ def remove_stale_temps(plan_: Plan) -> int:
     return jobs.remove_stale_temps(found)
 
 
-def is_up_to_date(task: PhotoTask) -> bool:
-    """The output exists under its final name and is not older than the input."""
-    return task.output is not None and jobs.is_up_to_date(task.input, task.output)
-
-
 # ------------------------------------------------------------------------------ pixels
 
 
@@ -347,22 +342,12 @@ def _run_serial(
 ) -> None:
     batch: list[_Loaded] = []
     for task in tasks:
-        if task.skip is not None:
-            on_result(FileResult(task.input, None, Status.SKIPPED, reason=task.skip))
-            continue
         if task.problem is not None or task.output is None:
             on_result(FileResult(task.input, None, Status.FAILED, task.problem))
             continue
-        if not config.overwrite and is_up_to_date(task):
-            on_result(FileResult(task.input, task.output, Status.SKIPPED, reason=UP_TO_DATE))
-            continue
-        claim = jobs.claim(task.output)
+        claim, skipped = jobs.claim_work(task.input, task.output, config.overwrite)
         if claim is None:
-            on_result(FileResult(task.input, task.output, Status.SKIPPED, reason=jobs.BUSY))
-            continue
-        if not config.overwrite and is_up_to_date(task):  # finished by a job that just let go
-            claim.release()
-            on_result(FileResult(task.input, task.output, Status.SKIPPED, reason=UP_TO_DATE))
+            on_result(FileResult(task.input, task.output, Status.SKIPPED, reason=skipped))
             continue
         t0 = time.perf_counter()
         try:

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from restore.cli import main
 from restore.video.deflicker import Deflicker, DeflickerConfig
 from tests.media import Audio, Clip, frame_times, packets, video_frames, write_clip
+from tests.test_video import FAST
 
 
 def scene(seed: int, mean: float) -> np.ndarray:
@@ -66,8 +67,7 @@ def test_restore_video_deflicker_keeps_frames_timestamps_and_audio(
     gains = np.random.default_rng(3).uniform(0.75, 1.15, 30)
     clip = Clip(frames=30, flicker=tuple(gains), audio=(Audio(seconds=1.2),))
     src = write_clip(tmp_path / "reel.mp4", clip)
-    args = ["video", str(src), "--weights", str(tiny_weights), "--render-size", "64",
-            "--device", "cpu", "--preset", "ultrafast", "--threads", "1", "--no-stabilize"]  # fmt: skip
+    args = ["video", str(src), "--weights", str(tiny_weights), *FAST, "--no-stabilize"]
     report = tmp_path / "r.json"
     result = CliRunner().invoke(main, [*args, "--deflicker", "--report", str(report)])
     assert result.exit_code == 0, result.output

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from restore.cli import main
 from restore.video.dirt import DirtConfig, DirtRemover
 from tests.media import Audio, Clip, frame_times, packets, video_frames, write_clip
+from tests.test_video import FAST
 
 
 def background(seed: int) -> np.ndarray:
@@ -68,8 +69,7 @@ def test_restore_video_repair_removes_a_speck_and_keeps_frames_timestamps_and_au
 ) -> None:
     clip = Clip(width=128, height=96, frames=12, specks=((6, 60, 90, 6),), audio=(Audio(),))
     src = write_clip(tmp_path / "reel.mp4", clip)
-    args = ["video", str(src), "--weights", str(tiny_weights), "--render-size", "64",
-            "--device", "cpu", "--preset", "ultrafast", "--threads", "1", "--no-stabilize"]  # fmt: skip
+    args = ["video", str(src), "--weights", str(tiny_weights), *FAST, "--no-stabilize"]
     plain = tmp_path / "plain.mp4"
     assert CliRunner().invoke(main, [*args, "-o", str(plain)]).exit_code == 0
     report = tmp_path / "r.json"

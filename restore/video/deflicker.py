@@ -51,7 +51,9 @@ class DeflickerStats:
 
     frames: int = 0
     shots: int = 0
-    correction: float = 0.0  # mean over frames of the mean |change| of L, L units
+    # mean over frames of the mean |change| of the frame's tone quantiles, L units (close
+    # to the mean change of its L)
+    correction: float = 0.0
 
     def to_dict(self) -> dict[str, float | int]:
         return {"frames": self.frames, "shots": self.shots, "correction": round(self.correction, 3)}

@@ -69,8 +69,9 @@ class DirtRemover(Generic[T]):
         self.lightness_of = lightness_of
         self.stats = DirtStats()
         self._flow = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
-        # (item, its unmodified L, reduced 8-bit copy, thumbnail) of the previous frame and
-        # of the frame held back
+        # (item, a copy of its L, reduced 8-bit copy, thumbnail) of the previous frame and of
+        # the frame held back. The copy: once a frame is handed on, the pipeline may recycle
+        # its L buffer while it still serves as the next frame's neighbour.
         self._prev: tuple[T, np.ndarray, np.ndarray, np.ndarray] | None = None
         self._held: tuple[T, np.ndarray, np.ndarray, np.ndarray] | None = None
 

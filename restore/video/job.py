@@ -14,13 +14,10 @@ import av
 from restore.engine import Colorizer
 from restore.errors import RestoreError
 from restore.jobs import (
-    BUSY,
-    UP_TO_DATE,
     FileResult,
     Status,
     atomic_output,
-    claim,
-    is_up_to_date,
+    claim_work,
     remove_stale_temps,
     temps_of,
 )
@@ -74,14 +71,9 @@ def _one(
     config: VideoJobConfig,
     progress: FilmProgress | None,
 ) -> FileResult:
-    done_before = not config.overwrite and is_up_to_date(src, dst)
-    held = None if done_before else claim(dst)
-    # checked again once claimed: an overlapping job may just have finished it
-    if held is not None and not config.overwrite and is_up_to_date(src, dst):
-        held.release()
-        held, done_before = None, True
+    held, skipped = claim_work(src, dst, config.overwrite)
     if held is None:
-        return FileResult(src, dst, Status.SKIPPED, reason=UP_TO_DATE if done_before else BUSY)
+        return FileResult(src, dst, Status.SKIPPED, reason=skipped)
     notes: list[str] = []
     removed = remove_stale_temps(temps_of(dst))
     if removed:
