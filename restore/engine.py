@@ -341,25 +341,28 @@ class Colorizer:
         """Run the generator on lightness maps already at render size.
 
         Args:
-            l_small: each (h, w) float32 L in [0, 100], h and w multiples of 32 (may differ).
+            l_small: each (h, w) float32 L in [0, 100], h and w multiples of 32 (may differ;
+                each size is its own generator call, so results do not depend on batching).
             pool: where the input batch and the returned arrays come from, if given.
         Returns:
             Per input, (h, w, 2) float32 ab in [-110, 110].
         """
         if not l_small:
             return []
-        hmax = max(x.shape[0] for x in l_small)
-        wmax = max(x.shape[1] for x in l_small)
-        shape = (len(l_small), 1, hmax, wmax)
+        shapes = {x.shape for x in l_small}
+        if len(shapes) > 1:
+            # One call per size: padding to a common size would make a picture's colours
+            # depend on the pictures that happen to share its batch.
+            found: list[np.ndarray | None] = [None] * len(l_small)
+            for size in shapes:
+                idx = [i for i, x in enumerate(l_small) if x.shape == size]
+                for i, ab in zip(idx, self.predict([l_small[i] for i in idx], pool), strict=True):
+                    found[i] = ab
+            return [ab for ab in found if ab is not None]
+        shape = (len(l_small), 1, *l_small[0].shape)
         batch = pool.take(shape) if pool is not None else np.empty(shape, dtype=np.float32)
         for i, x in enumerate(l_small):
-            h, w = x.shape
-            padded = (
-                x
-                if (h, w) == (hmax, wmax)
-                else np.pad(x, ((0, hmax - h), (0, wmax - w)), "reflect")
-            )
-            batch[i, 0] = padded
+            batch[i, 0] = x
         t = color.normalize_l(torch.from_numpy(batch)).to(self.device)
         if self.runner is self.model and self.device.type == "cpu":
             t = t.contiguous(memory_format=torch.channels_last)
@@ -369,7 +372,7 @@ class Colorizer:
         del t, batch
         ab = color.denormalize_ab(out.float()).permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, 2)
         del out
-        crops = [ab[i, : x.shape[0], : x.shape[1]] for i, x in enumerate(l_small)]
+        crops = list(ab)
         if self.config.refine_radius > 0:
             crops = [
                 refine_ab(x, np.ascontiguousarray(a), self.config.refine_radius)

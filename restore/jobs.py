@@ -114,9 +114,11 @@ class JobReport:
             tmp.write_text(json.dumps(self.to_dict(), indent=2))
 
 
-def temp_path_for(final: Path) -> Path:
-    """A sibling temporary name that keeps the suffix (encoders pick the format from it)."""
-    return final.with_name(f".{final.stem}{TEMP_MARK}-{os.getpid()}{final.suffix}")
+def temp_path_for(final: Path, pid: int | None = None) -> Path:
+    """A sibling temporary name that keeps the suffix (encoders pick the format from it),
+    naming the writing process (``pid``, default this one)."""
+    pid = os.getpid() if pid is None else pid
+    return final.with_name(f".{final.stem}{TEMP_MARK}-{pid}{final.suffix}")
 
 
 def is_temp(path: Path) -> bool:

@@ -53,11 +53,17 @@ def test_colorize_keeps_full_resolution_and_lightness(tiny_weights: Path) -> Non
         assert np.abs(color.rgb_to_l(out) - lightness).mean() < 1.0
 
 
-def test_batching_does_not_change_results_for_equal_sizes(tiny_weights: Path) -> None:
+@pytest.mark.parametrize("sizes", [[(80, 100)] * 3, [(80, 100), (100, 80), (64, 200)]])
+def test_batching_does_not_change_results(
+    tiny_weights: Path, sizes: list[tuple[int, int]]
+) -> None:
+    # Mixed sizes too: a photo's colours must not depend on which photos share its batch
+    # (the Ray engine and --threads group files differently from a plain run).
     cfg = EngineConfig(device="cpu", precision="fp32", render_size=64, batch_size=3)
     engine = Colorizer.from_weights(tiny_weights, cfg)
     lights = [
-        color.rgb_to_l(synthetic_photo(80, 100, seed=i).astype(np.float32) / 255) for i in range(3)
+        color.rgb_to_l(synthetic_photo(h, w, seed=i).astype(np.float32) / 255)
+        for i, (h, w) in enumerate(sizes)
     ]
     together = engine.ab_full(lights)
     alone = [engine.ab_full([x])[0] for x in lights]

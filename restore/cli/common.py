@@ -10,16 +10,17 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
 from restore.jobs import ExitCode, JobReport
+from restore.startup import CPU_BATCH_SIZE, GPU_BATCH_SIZE, EngineOptions
 
 if TYPE_CHECKING:  # the engine imports torch: only when a command needs it
-    from restore.engine import Runtime
+    from restore.engine import Colorizer
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 EXIT_INTERRUPTED = int(ExitCode.INTERRUPTED)
@@ -42,30 +43,6 @@ def _check_render_size(ctx: click.Context, param: click.Parameter, value: int) -
         lo, hi = value // 32 * 32, value // 32 * 32 + 32
         raise click.BadParameter(f"must be a multiple of 32 (e.g. {max(lo, 32)} or {hi})")
     return value
-
-
-@dataclass(frozen=True)
-class EngineOptions:
-    """The generator options of a colorizing command, as given (built by :func:`job_options`)."""
-
-    weights: Path | None
-    device: str
-    precision: str
-    runtime: Runtime
-    batch_size: int | None  # None: CPU_BATCH_SIZE or GPU_BATCH_SIZE by device
-    render_size: int
-    refine: bool
-    saturation: float
-    threads: int | None  # cores to use; None: all
-    vividness: float | None = None  # None: the weights' calibrated default
-
-
-#: Default generator batch on CUDA: a GPU needs more work per call than a CPU core to be
-#: busy (not measured here: no GPU on the development machines).
-GPU_BATCH_SIZE = 16
-#: On a CPU: batch 1 runs slower than 4, 8 or 16, which run alike (benchmarks/RESULTS.md);
-#: 4 keeps the pipelines' queues short.
-CPU_BATCH_SIZE = 4
 
 
 #: Colour options shared by photos, video and eval (a fresh click.Option per command).
@@ -187,48 +164,71 @@ def job_options(unit: str, output_help: str) -> Callable[[Callable[..., Any]], C
     return decorate
 
 
-def load_colorizer(engine: EngineOptions) -> Any:
+def cluster_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--engine`` and the Ray options; the command gets ``cluster``: a
+    :class:`~restore.cluster.RayOptions` with ``--engine ray``, else None (local)."""
+    options = [
+        click.option(
+            "--engine",
+            "engine_kind",
+            type=click.Choice(["local", "ray"]),
+            default="local",
+            show_default=True,
+            help="local: this machine. ray: the workers of a Ray cluster (pip install "
+            "'restore[ray]'); outputs must be on storage every worker sees at the same path.",
+        ),
+        click.option(
+            "--ray-address",
+            help="Ray cluster to join (e.g. ray://head:10001 or auto). Default: RAY_ADDRESS if "
+            "set, else a cluster started for this job on this machine.",
+        ),
+        click.option(
+            "--ray-workers",
+            type=click.IntRange(min=1),
+            help="Workers to start (each loads the model once). Default: as many as the "
+            "cluster's CPUs (or GPUs) hold.",
+        ),
+        click.option(
+            "--ray-cpus-per-worker",
+            type=click.FloatRange(min=0.5),
+            default=2.0,
+            show_default=True,
+            help="CPUs each worker reserves; it runs that many threads.",
+        ),
+        click.option(
+            "--ray-gpus-per-worker",
+            type=click.FloatRange(min=0.0),
+            default=0.0,
+            show_default=True,
+            help="GPUs each worker reserves (use with --device cuda; fractions share a GPU).",
+        ),
+    ]
+
+    @functools.wraps(f)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        from restore.cluster import RayOptions
+
+        kind = kwargs.pop("engine_kind")
+        given = {
+            name: kwargs.pop(f"ray_{name}")
+            for name in ("address", "workers", "cpus_per_worker", "gpus_per_worker")
+        }
+        cluster = RayOptions(**given) if kind == "ray" else None
+        return f(*args, cluster=cluster, **kwargs)
+
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def load_colorizer(engine: EngineOptions) -> Colorizer:
     """Check the device, tune the process, and load the generator once (StartupError if not)."""
-    import torch
+    from restore.startup import StartupProblem
+    from restore.startup import load_colorizer as load
 
-    from restore.engine import REFINE_RADIUS, Colorizer, EngineConfig, resolve_device
-    from restore.errors import WeightsError
-    from restore.runtime import apply_threads, plan_threads, tune_allocator
-    from restore.weights import default_weights
-
-    weights = engine.weights or default_weights()
-    device = engine.device
-    if not weights.is_file():
-        raise StartupError(
-            f"no model weights at {weights}.\nThe default weights are not installed: pass "
-            "--weights FILE (a .safetensors generator, e.g. written by `restore train`) "
-            "or set RESTORE_WEIGHTS=FILE."
-        )
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise StartupError(
-            "--device cuda: CUDA is not available on this machine (try --device cpu)"
-        )
-    if device == "mps" and not torch.backends.mps.is_available():
-        raise StartupError("--device mps: MPS is not available on this machine (try --device cpu)")
-    tune_allocator()
-    cuda = resolve_device(device).type == "cuda"
-    plan = plan_threads(engine.threads, cuda=cuda)
-    apply_threads(plan)
-    batch_size = engine.batch_size or (GPU_BATCH_SIZE if cuda else CPU_BATCH_SIZE)
-    config = EngineConfig(
-        device=device,
-        precision=engine.precision,
-        render_size=engine.render_size,
-        batch_size=batch_size,
-        workers=plan.workers,
-        refine_radius=REFINE_RADIUS if engine.refine else 0,
-        saturation=engine.saturation,
-        vividness=engine.vividness,
-        runtime=engine.runtime,
-    )
     try:
-        return Colorizer.from_weights(weights, config)
-    except WeightsError as e:
+        return load(engine)
+    except StartupProblem as e:
         raise StartupError(str(e)) from e
 
 

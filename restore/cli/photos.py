@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -10,11 +11,19 @@ from restore.cli import _setup_logging, main
 from restore.cli.common import (
     EngineOptions,
     StartupError,
+    cluster_options,
     finish,
     job_options,
     job_session,
     load_colorizer,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from restore.cluster import RayOptions
+    from restore.jobs import FileResult
+    from restore.photos import PhotosConfig, PhotoTask
 
 DEFAULT_MAX_PIXELS = 200_000_000  # restore.imageio's default; not imported to keep --help fast
 
@@ -32,12 +41,14 @@ DEFAULT_MAX_PIXELS = 200_000_000  # restore.imageio's default; not imported to k
     show_default=True,
     help="Refuse larger images (decompression-bomb guard; memory grows with image size).",
 )
+@cluster_options
 @click.pass_context
 def photos(
     ctx: click.Context,
     paths: tuple[Path, ...],
     output: Path | None,
     engine: EngineOptions,
+    cluster: RayOptions | None,
     overwrite: bool,
     report_path: Path | None,
     max_pixels: int,
@@ -58,6 +69,11 @@ def photos(
     from restore.jobs import FileResult, JobReport, Status
 
     _setup_logging(verbose)
+    if cluster is not None:
+        from restore.cluster import INSTALL_HINT, ray_available
+
+        if not ray_available():
+            raise StartupError(INSTALL_HINT)
     try:
         planned = job.plan(list(paths), output)
     except OutputPathError as e:
@@ -67,9 +83,10 @@ def photos(
         ctx.exit(0)
 
     report = JobReport(command="photos")  # wall time includes loading the model
-    colorizer = load_colorizer(engine)
-    report.weights = colorizer.info.identity if colorizer.info else None
     config = job.PhotosConfig(overwrite=overwrite, max_pixels=max_pixels)
+    if cluster is None:
+        colorizer = load_colorizer(engine)
+        report.weights = colorizer.info.identity if colorizer.info else None
     note = None
     with (
         job_session(quiet) as stream,
@@ -89,8 +106,29 @@ def photos(
             on_result(FileResult(task.input, None, Status.SKIPPED, reason=task.skip))
 
         try:
-            job.run(planned.tasks, colorizer, config, on_result)
+            if cluster is None:
+                job.run(planned.tasks, colorizer, config, on_result)
+            else:
+                report.weights = _run_on_ray(planned.tasks, engine, config, cluster, on_result)
         except KeyboardInterrupt:
             left = len(planned.tasks) - len(report.results)
             note = f"interrupted: {left} image(s) not done; run the same command again to finish."
     finish(ctx, report, "images", report_path, note)
+
+
+def _run_on_ray(
+    tasks: Sequence[PhotoTask],
+    engine: EngineOptions,
+    config: PhotosConfig,
+    cluster: RayOptions,
+    on_result: Callable[[FileResult], None],
+) -> dict[str, Any] | None:
+    from restore.cluster import ClusterError, connected
+    from restore.cluster.photos import run
+    from restore.startup import StartupProblem
+
+    try:
+        with connected(cluster) as ray:
+            return run(tasks, engine, config, cluster, ray, on_result)
+    except (ClusterError, StartupProblem) as e:
+        raise StartupError(str(e)) from e
