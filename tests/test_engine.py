@@ -54,9 +54,7 @@ def test_colorize_keeps_full_resolution_and_lightness(tiny_weights: Path) -> Non
 
 
 @pytest.mark.parametrize("sizes", [[(80, 100)] * 3, [(80, 100), (100, 80), (64, 200)]])
-def test_batching_does_not_change_results(
-    tiny_weights: Path, sizes: list[tuple[int, int]]
-) -> None:
+def test_batching_does_not_change_results(tiny_weights: Path, sizes: list[tuple[int, int]]) -> None:
     # Mixed sizes too: a photo's colours must not depend on which photos share its batch
     # (the Ray engine and --threads group files differently from a plain run).
     cfg = EngineConfig(device="cpu", precision="fp32", render_size=64, batch_size=3)
