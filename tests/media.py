@@ -53,6 +53,7 @@ class Clip:
     levels: tuple[int, int] | None = None  # fixed gray levels (left half, right half) if set
     flicker: Sequence[float] = ()  # per-frame brightness gain (old film's flicker) if set
     specks: Sequence[tuple[int, int, int, int]] = ()  # (frame, y, x, side): black dirt squares
+    gop: int | None = None  # frames between keyframes (libx264), if set
 
 
 def gray_picture(i: int, width: int, height: int) -> np.ndarray:
@@ -89,7 +90,11 @@ def write_clip(path: Path, clip: Clip) -> Path:
     v = out.add_stream(
         clip.codec,
         rate=clip.rate,
-        options={"preset": "ultrafast"} if clip.codec == "libx264" else {},
+        options=(
+            {"preset": "ultrafast", **({"g": str(clip.gop)} if clip.gop else {})}
+            if clip.codec == "libx264"
+            else {}
+        ),
     )
     v.width, v.height, v.pix_fmt = clip.width, clip.height, clip.pix_fmt
     v.time_base = tb

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -19,9 +20,14 @@ from restore import photos
 from restore.cli import main
 from restore.cluster import RayOptions
 from restore.cluster import photos as cluster_photos
+from restore.cluster import video as cluster_video
 from restore.jobs import FileResult, Status, claim, temp_path_for
 from restore.startup import EngineOptions
+from restore.video import EncodeConfig, VideoResult
+from restore.video.job import VideoJobConfig
+from restore.video.pipeline import Window
 from tests.conftest import synthetic_photo
+from tests.media import Audio, Clip, frame_times, packets, video_frames, write_clip
 
 FAST = ["--render-size", "64", "--device", "cpu", "--precision", "fp32"]
 ON_RAY = ["--engine", "ray", "--ray-workers", "2", "--ray-cpus-per-worker", "1"]
@@ -157,3 +163,122 @@ def test_without_ray_the_ray_engine_says_how_to_install_it(
     r = invoke(album, "-o", tmp_path / "out", *ON_RAY)
     assert r.exit_code == 2
     assert "pip install 'restore[ray]'" in r.output
+
+
+# -------------------------------------------------------------------------------- video
+
+VIDEO_FAST = ["--render-size", "64", "--batch-size", "4", "--device", "cpu", "--preset",
+              "ultrafast"]  # fmt: skip
+SEGMENTS = ["--ray-segment-seconds", "1"]
+
+
+def run_video(*args: object) -> Result:
+    return CliRunner().invoke(main, ["video", *map(str, args)], catch_exceptions=False)
+
+
+@pytest.fixture
+def film(tmp_path: Path) -> Path:
+    """3 s at 25 fps, a keyframe every 10 frames, two audio tracks, subtitles, chapters."""
+    clip = Clip(
+        width=80,
+        height=48,
+        frames=75,
+        gop=10,
+        audio=[Audio(language="eng", seconds=3.0), Audio(rate=44100, language="fra", hz=330)],
+        subtitles=[(100, 400, "Hello"), (1500, 800, "World")],
+        chapters_ms=[(0, 1200, "Opening"), (1200, 3000, "End")],
+        metadata={"title": "Reel 2"},
+    )
+    return write_clip(tmp_path / "film.mkv", clip)
+
+
+def test_video_on_ray_equals_the_local_run(film: Path, tmp_path: Path, tiny_weights: Path) -> None:
+    # Lossless video, so the comparison sees the colours, not two encoders' rounding.
+    common = ["--weights", tiny_weights, *VIDEO_FAST, "--codec", "ffv1"]
+    local, on_ray = tmp_path / "local.mkv", tmp_path / "ray.mkv"
+    assert run_video(film, "-o", local, *common).exit_code == 0
+    report = tmp_path / "report.json"
+    r = run_video(film, "-o", on_ray, *common, *ON_RAY, *SEGMENTS, "--report", report)
+    assert r.exit_code == 0, r.output
+
+    entry = json.loads(report.read_text())["files"][0]
+    assert entry["segments"] == 3 and entry["frames"] == 75
+    assert entry["duration"] == pytest.approx(3.0)
+    assert frame_times(on_ray) == frame_times(local) == frame_times(film)
+    assert packets(on_ray, "audio") == packets(film, "audio")
+    assert packets(on_ray, "subtitle") == packets(film, "subtitle")
+    with av.open(str(film)) as a, av.open(str(on_ray)) as b:
+        assert b.metadata["title"] == "Reel 2"
+        assert [s.metadata.get("language") for s in b.streams.audio] == ["eng", "fra"]
+        assert [(c["start"], c["end"]) for c in b.chapters()] == [
+            (c["start"], c["end"]) for c in a.chapters()
+        ]
+    # The stored planes: RGB would magnify a one-level chroma step several times.
+    ours, theirs = video_frames(on_ray, "yuv420p"), video_frames(local, "yuv420p")
+    worst = max(
+        int(np.abs(x.astype(int) - y.astype(int)).max()) for x, y in zip(ours, theirs, strict=True)
+    )
+    assert worst <= 2
+    assert not list(tmp_path.glob(".*restore-segments"))  # joined: the segments are gone
+
+
+def test_h264_segments_join_into_one_stream(film: Path, tmp_path: Path, tiny_weights: Path) -> None:
+    local, out = tmp_path / "local.mp4", tmp_path / "ray.mp4"
+    assert run_video(film, "-o", local, "--weights", tiny_weights, *VIDEO_FAST).exit_code == 0
+    r = run_video(film, "-o", out, "--weights", tiny_weights, *VIDEO_FAST, *ON_RAY, *SEGMENTS)
+    assert r.exit_code == 0, r.output
+    assert frame_times(out) == frame_times(local) == frame_times(film)
+    assert packets(out, "audio") == packets(local, "audio")
+    assert len(video_frames(out)) == 75  # every packet decodes
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.name == "h264"
+
+    report = tmp_path / "again.json"
+    again = run_video(film, "-o", out, "--weights", tiny_weights, *VIDEO_FAST, *ON_RAY,
+                      "--report", report)  # fmt: skip
+    assert again.exit_code == 0
+    assert json.loads(report.read_text())["files"][0]["status"] == "skipped"
+
+
+class CountsSegments(cluster_video.VideoWorker):
+    """Records each segment it is sent; with ``fail_on`` set, that segment fails."""
+
+    log: Path
+    fail_on: int | None = None
+
+    def segment(self, src: Path, dst: Path, window: Window) -> VideoResult | str:
+        index = int(dst.stem)
+        with open(self.log, "a") as f:
+            f.write(f"{index}\n")
+        if index == self.fail_on:
+            return "the disk was full"
+        return super().segment(src, dst, window)
+
+
+def test_an_interrupted_film_reuses_its_finished_segments(
+    film: Path, tmp_path: Path, tiny_weights: Path
+) -> None:
+    dst = tmp_path / "out.mkv"
+    engine = EngineOptions(tiny_weights, "cpu", "fp32", "openvino", 4, 64, False, 1.0, 1)
+    config = VideoJobConfig(encode=EncodeConfig(preset="ultrafast"))
+    options = RayOptions(workers=2, cpus_per_worker=1)
+    log = tmp_path / "calls.txt"
+
+    def attempt(fail_on: int | None) -> list[FileResult]:
+        worker = type("Worker", (CountsSegments,), {"log": log, "fail_on": fail_on})
+        results: list[FileResult] = []
+        cluster_video.run([(film, dst)], engine, config, options, ray, results.append,
+                          segment_seconds=1.0, worker_class=worker)  # fmt: skip
+        return results
+
+    (first,) = attempt(fail_on=1)
+    assert first.status == Status.FAILED and "the disk was full" in (first.error or "")
+    assert not dst.exists()
+    assert sorted(map(int, log.read_text().split())) == [0, 1, 2]
+    log.unlink()
+
+    (second,) = attempt(fail_on=None)
+    assert second.status == Status.DONE, second.error
+    assert log.read_text().split() == ["1"]  # segments 0 and 2 were reused
+    assert frame_times(dst) == frame_times(film)
+    assert not list(tmp_path.glob(".*restore-segments"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -10,11 +11,19 @@ from restore.cli import _setup_logging, main
 from restore.cli.common import (
     EngineOptions,
     StartupError,
+    cluster_options,
     finish,
     job_options,
     job_session,
     load_colorizer,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from restore.cluster import RayOptions
+    from restore.jobs import FileResult
+    from restore.video.job import VideoJobConfig
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
                 "slower", "veryslow", "placebo")  # fmt: skip
@@ -122,12 +131,23 @@ def _check_codec(ctx: click.Context, param: click.Parameter, value: str | None) 
     help="Frames on each side whose tone is averaged: higher removes slower flicker, lower "
     "follows real changes of light (fades, clouds) more closely.",
 )
+@click.option(
+    "--ray-segment-seconds",
+    type=click.FloatRange(min=1.0),
+    default=60.0,  # restore.cluster.video.SEGMENT_SECONDS
+    show_default=True,
+    help="With --engine ray: films are cut into segments of about this length (at "
+    "keyframes), colorized in parallel and joined.",
+)
+@cluster_options
 @click.pass_context
 def video(
     ctx: click.Context,
     paths: tuple[Path, ...],
     output: Path | None,
     engine: EngineOptions,
+    cluster: RayOptions | None,
+    ray_segment_seconds: float,
     codec: str | None,
     crf: int,
     preset: str,
@@ -157,7 +177,7 @@ def video(
     """
     from restore.cli.ui import JobProgress
     from restore.errors import OutputPathError
-    from restore.jobs import FileResult, JobReport
+    from restore.jobs import JobReport
     from restore.video import EncodeConfig, plan_outputs
     from restore.video.deflicker import DeflickerConfig
     from restore.video.dirt import DirtConfig
@@ -166,6 +186,11 @@ def video(
     from restore.video.temporal import StabilizeConfig
 
     _setup_logging(verbose)
+    if cluster is not None:
+        from restore.cluster import INSTALL_HINT, ray_available
+
+        if not ray_available():
+            raise StartupError(INSTALL_HINT)
     try:
         planned = plan_outputs(list(paths), output)
     except OutputPathError as e:
@@ -175,8 +200,9 @@ def video(
         ctx.exit(0)
 
     report = JobReport(command="video")  # wall time includes loading the model
-    colorizer = load_colorizer(engine)
-    report.weights = colorizer.info.identity if colorizer.info else None
+    if cluster is None:
+        colorizer = load_colorizer(engine)
+        report.weights = colorizer.info.identity if colorizer.info else None
     config = VideoJobConfig(
         encode=EncodeConfig(codec=codec, crf=crf, preset=preset, threads=engine.threads or 0),
         stabilize=StabilizeConfig(
@@ -199,12 +225,36 @@ def video(
             progress.end_file(result)
 
         try:
-            run(planned, colorizer, config, on_result, progress)
+            if cluster is None:
+                run(planned, colorizer, config, on_result, progress)
+            else:
+                report.weights = _run_on_ray(
+                    planned, engine, config, cluster, ray_segment_seconds, on_result
+                )
         except KeyboardInterrupt:
-            src = planned[len(report.results)][0]
             left = len(planned) - len(report.results)
             note = (
-                f"interrupted during {src}: nothing was written under its final name; "
-                f"{left} file(s) not done. Run the same command again to finish."
+                f"interrupted: nothing was written under a final name for the {left} "
+                "film(s) not done. Run the same command again to finish"
+                + (" (finished segments are reused)." if cluster is not None else ".")
             )
     finish(ctx, report, "frames", report_path, note)
+
+
+def _run_on_ray(
+    planned: list[tuple[Path, Path]],
+    engine: EngineOptions,
+    config: VideoJobConfig,
+    cluster: RayOptions,
+    segment_seconds: float,
+    on_result: Callable[[FileResult], None],
+) -> dict[str, Any] | None:
+    from restore.cluster import ClusterError, connected
+    from restore.cluster.video import run
+    from restore.startup import StartupProblem
+
+    try:
+        with connected(cluster) as ray:
+            return run(planned, engine, config, cluster, ray, on_result, segment_seconds)
+    except (ClusterError, StartupProblem) as e:
+        raise StartupError(str(e)) from e

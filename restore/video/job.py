@@ -23,7 +23,7 @@ from restore.jobs import (
 )
 from restore.video.deflicker import DeflickerConfig
 from restore.video.dirt import DirtConfig
-from restore.video.pipeline import FrameProgress, colorize_video
+from restore.video.pipeline import FrameProgress, TemporalStage, colorize_video
 from restore.video.streams import EncodeConfig
 from restore.video.temporal import StabilizeConfig, stabilizer
 
@@ -37,6 +37,14 @@ class VideoJobConfig:
     deflicker: DeflickerConfig | None = None  # None: off
     dirt: DirtConfig | None = None  # None: off
     overwrite: bool = False  # redo outputs that exist and are newer than their input
+
+
+def film_stages(
+    config: VideoJobConfig,
+) -> tuple[TemporalStage | None, DeflickerConfig | None, DirtConfig | None]:
+    """The temporal stage (a fresh one: it keeps state per film) and the repair options."""
+    stage = stabilizer(config.stabilize) if config.stabilize is not None else None
+    return stage, config.deflicker, config.dirt
 
 
 class FilmProgress(Protocol):
@@ -80,6 +88,7 @@ def _one(
         notes.append(f"removed {removed} unfinished file(s) left by an interrupted run")
     t0 = time.monotonic()
     try:
+        stage, deflicker, dirt = film_stages(config)
         with atomic_output(dst) as tmp:
             done = colorize_video(
                 src,
@@ -87,9 +96,9 @@ def _one(
                 colorizer,
                 config.encode,
                 progress=_Progress(progress, src) if progress is not None else None,
-                stage=stabilizer(config.stabilize) if config.stabilize is not None else None,
-                deflicker=config.deflicker,
-                dirt=config.dirt,
+                stage=stage,
+                deflicker=deflicker,
+                dirt=dirt,
             )
         return FileResult(
             src,

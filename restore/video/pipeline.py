@@ -128,6 +128,24 @@ class FrameProgress(Protocol):
     def advance(self, frames: int) -> None: ...
 
 
+@dataclass(frozen=True)
+class Window:
+    """A stretch of a film colorized on its own (one segment of the Ray engine).
+
+    Decoding starts at the keyframe at or before ``seek``; frames before ``start`` warm the
+    repair and temporal stages up and are not written, nor are the ``lookahead`` frames
+    decoded past ``end`` for the stages that look ahead. Only the video is written.
+    """
+
+    start: int | None  # first pts written (input stream time base); None: the film's start
+    end: int | None  # first pts not written; None: the film's end
+    seek: int | None = None  # where decoding starts; None: the film's start
+    lookahead: int = 16  # more than any stage looks ahead (deflicker radius, dirt's one frame)
+
+    def keeps(self, pts: int) -> bool:
+        return (self.start is None or pts >= self.start) and (self.end is None or pts < self.end)
+
+
 @dataclass
 class VideoResult:
     """What :func:`colorize_video` wrote."""
@@ -161,6 +179,7 @@ def colorize_video(
     deflicker: DeflickerConfig | None = None,
     dirt: DirtConfig | None = None,
     queue_depth: int = 1,
+    window: Window | None = None,
 ) -> VideoResult:
     """Colorize the first video stream of ``src`` into ``dst``, carrying every other stream.
 
@@ -171,6 +190,8 @@ def colorize_video(
     With ``deflicker``, each frame's lightness is matched to the tone of its neighbours
     (:mod:`restore.video.deflicker`), with ``dirt`` single-frame dirt is filled from them
     (:mod:`restore.video.dirt`), before it is colorized; the output carries that lightness.
+
+    With ``window``, only that stretch of the video is written, and no other stream.
 
     ``dst`` is written directly (callers wrap it in :func:`restore.jobs.atomic_output`); on any
     exception, including KeyboardInterrupt, the worker threads are stopped before it propagates.
@@ -185,15 +206,20 @@ def colorize_video(
     except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
         raise UnsupportedMedia(f"cannot read {src.name}: {e}") from e
     try:
-        video_in = _pick_video(inp, src)
+        video_in = pick_video(inp, src)
         video_in.thread_type = "AUTO"
         if config.threads:
             video_in.codec_context.thread_count = config.threads
         try:
-            layout = open_output(dst, inp, video_in, config)
+            layout = open_output(dst, inp, video_in, config, video_only=window is not None)
         except av.FFmpegError as e:
             raise EncodeError(f"cannot create {dst.name}: {e}") from e
-        run = _Run(inp, video_in, layout, colorizer, stage, queue_depth, deflicker, dirt)
+        if window is not None and window.seek is not None:
+            try:
+                inp.seek(window.seek, stream=video_in, backward=True)
+            except av.FFmpegError as e:
+                raise UnsupportedMedia(f"cannot seek in {src.name}: {e}") from e
+        run = _Run(inp, video_in, layout, colorizer, stage, queue_depth, deflicker, dirt, window)
         if progress is not None:
             progress.start(_expected_frames(inp, video_in))
         ok = False
@@ -219,7 +245,7 @@ def colorize_video(
     )
 
 
-def _pick_video(inp: InputContainer, src: Path) -> VideoStream:
+def pick_video(inp: InputContainer, src: Path) -> VideoStream:
     cover = av.stream.Disposition.attached_pic
     for s in inp.streams.video:
         if not s.disposition & cover and s.codec_context is not None:
@@ -231,7 +257,7 @@ def _seconds(ticks: int | None, time_base: Fraction | None) -> float | None:
     return float(ticks * time_base) if ticks is not None and time_base else None
 
 
-def _stream_span(inp: InputContainer, s: VideoStream) -> tuple[float | None, float | None]:
+def stream_span(inp: InputContainer, s: VideoStream) -> tuple[float | None, float | None]:
     """(start, end) of the video stream in seconds, from the best source the file offers."""
     start = _seconds(s.start_time, s.time_base)
     dur = _seconds(s.duration, s.time_base)
@@ -253,7 +279,7 @@ def _stream_span(inp: InputContainer, s: VideoStream) -> tuple[float | None, flo
 def _expected_frames(inp: InputContainer, s: VideoStream) -> int | None:
     if s.frames:
         return s.frames
-    start, end = _stream_span(inp, s)
+    start, end = stream_span(inp, s)
     rate = s.average_rate or s.guessed_rate
     if end is None or not rate:
         return None
@@ -280,8 +306,11 @@ class _Run:
         queue_depth: int,
         deflicker: DeflickerConfig | None = None,
         dirt: DirtConfig | None = None,
+        window: Window | None = None,
     ) -> None:
         self.inp = inp
+        self.window = window
+        self.past_end = 0  # frames decoded at or after window.end
         # Repairs of the lightness, in order; they run in the reader thread, which sees the
         # frames in display order.
         self.repairs: list[tuple[str, _Repair]] = []
@@ -325,6 +354,7 @@ class _Run:
         self.pts_shift: int | None = None
         self.first_pts: int | None = None
         # writer bookkeeping
+        self.first_written_pts: int | None = None
         self.frames_written = 0
         self.last_written_pts: int | None = None
         self.end_pts: int | None = None
@@ -463,6 +493,8 @@ class _Run:
             for packet in self.inp.demux():
                 if self.stop.is_set():
                     raise _Stopped
+                if self.window is not None and self.past_end >= self.window.lookahead:
+                    break
                 if packet.stream.index == vs.index:
                     if packet.size:
                         if self.first_packet_dts is None:
@@ -547,6 +579,8 @@ class _Run:
             if self.index_timed and self.first_packet_dts is not None:
                 self.pts_shift = self.first_packet_dts - pts
         pts += self.pts_shift
+        if self.window is not None and self.window.end is not None and pts >= self.window.end:
+            self.past_end += 1
         if self.last_pts is not None and pts <= self.last_pts:
             self.nudged_frames += 1  # encoders need strictly increasing pts
             pts = self.last_pts + 1
@@ -580,6 +614,10 @@ class _Run:
                     raise RuntimeError(
                         "a frame reached the encoder without ab (temporal stage bug)"
                     )
+                if self.window is not None and not self.window.keeps(it.pts):
+                    continue  # warm-up or look-ahead of a segment
+                if self.first_written_pts is None:
+                    self.first_written_pts = it.pts
                 frame = self._encodable(it)
                 try:
                     out.mux(video.encode(frame))
@@ -633,17 +671,19 @@ class _Run:
     # -- results ----------------------------------------------------------------------------
 
     def duration(self) -> float | None:
-        if self.first_pts is None or self.end_pts is None:
+        if self.first_written_pts is None or self.end_pts is None:
             return None
-        return float((self.end_pts - self.first_pts) * self.time_base)
+        return float((self.end_pts - self.first_written_pts) * self.time_base)
 
     def warnings(self, inp: InputContainer) -> list[str]:
         out = []
         n = self.frames_decoded
-        start, expected_end = _stream_span(inp, self.video_in)
+        start, expected_end = stream_span(inp, self.video_in)
         got_end = None if self.end_pts is None else float(self.end_pts * self.time_base)
         if self.demux_error:
             out.append(f"decoding stopped at frame {n}: {self.demux_error}")
+        elif self.window is not None and self.window.end is not None:
+            pass  # a segment ends before the film does
         elif expected_end is not None and got_end is not None:
             frame_time = float(self.default_step * self.time_base)
             if expected_end - got_end > 2 * frame_time + 0.05:

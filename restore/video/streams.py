@@ -104,9 +104,19 @@ def carried_tags(tags: dict[str, str]) -> dict[str, str]:
 
 
 def open_output(
-    path: Path, inp: InputContainer, video_in: VideoStream, config: EncodeConfig
+    path: Path,
+    inp: InputContainer,
+    video_in: VideoStream,
+    config: EncodeConfig,
+    *,
+    video_only: bool = False,
+    video_from: VideoStream | None = None,
 ) -> OutputLayout:
     """Create the output container with every stream configured; nothing is written yet.
+
+    ``video_only``: no other stream, no chapters or metadata (a segment of the Ray engine).
+    ``video_from``: the video is copied from this stream (segments being joined) instead
+    of being encoded.
 
     The header is written by the first mux, so the caller can still set the display matrix
     (known only from the first decoded frame) with :func:`apply_display_matrix`.
@@ -116,18 +126,31 @@ def open_output(
     """
     out = av.open(str(path), "w")
     try:
-        return _layout(out, inp, video_in, config)
+        return _layout(out, inp, video_in, config, video_only, video_from)
     except BaseException:
         out.close()
         raise
 
 
 def _layout(
-    out: OutputContainer, inp: InputContainer, video_in: VideoStream, config: EncodeConfig
+    out: OutputContainer,
+    inp: InputContainer,
+    video_in: VideoStream,
+    config: EncodeConfig,
+    video_only: bool = False,
+    video_from: VideoStream | None = None,
 ) -> OutputLayout:
     warnings: list[str] = []
-    out.metadata.update(carried_tags(dict(inp.metadata)))
-    video, size, pix_fmt = _add_video(out, video_in, config, warnings)
+    if video_from is None:
+        video, size, pix_fmt = _add_video(out, video_in, config, warnings)
+    else:
+        video = out.add_stream_from_template(video_from)
+        video.time_base = video_from.time_base
+        video.disposition = video_in.disposition
+        video.metadata.update(carried_tags(dict(video_in.metadata)))
+        cc = video_from.codec_context
+        size, pix_fmt = (cc.width, cc.height), cc.pix_fmt or config.pix_fmt
+    encoder = video.codec_context.name if video_from is None else video_from.codec_context.name
     notes = [
         StreamNote(
             video_in.index,
@@ -135,9 +158,15 @@ def _layout(
             _codec_name(video_in),
             "colorized",
             video_in.metadata.get("language"),
-            f"{video.codec_context.name} {pix_fmt}",
+            f"{encoder} {pix_fmt}",
         )
     ]
+    time_base = (video.codec_context.time_base if video_from is None else video.time_base) or (
+        Fraction(1, 90000)
+    )
+    if video_only:
+        return OutputLayout(out, video, time_base, size, pix_fmt, {}, notes, warnings)
+    out.metadata.update(carried_tags(dict(inp.metadata)))
     routes: dict[int, Route] = {}
     for s in inp.streams:
         if s is video_in:
@@ -155,9 +184,7 @@ def _layout(
     except (av.FFmpegError, ValueError, TypeError) as e:  # chapters are optional per format
         warnings.append(f"chapters not carried over: {e}")
     notes.sort(key=lambda n: n.index)
-    return OutputLayout(
-        out, video, video.codec_context.time_base, size, pix_fmt, routes, notes, warnings
-    )
+    return OutputLayout(out, video, time_base, size, pix_fmt, routes, notes, warnings)
 
 
 def _codec_name(s: Stream) -> str | None:
