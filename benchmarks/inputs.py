@@ -21,11 +21,15 @@ def _texture(width: int, height: int, seed: int) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def write_clip(path: Path, width: int, height: int, seconds: float, rate: int = 25) -> Path:
-    """An H.264 (ultrafast, yuv420p) + AAC stereo clip of moving gray texture."""
+def write_clip(
+    path: Path, width: int, height: int, seconds: float, rate: int = 25, gop: int | None = None
+) -> Path:
+    """An H.264 (ultrafast, yuv420p) + AAC stereo clip of moving gray texture; ``gop``:
+    frames between keyframes (default x264's 250)."""
     base = _texture(width + 8 * int(seconds * rate) // 4 + 64, height, 1)
     out = av.open(str(path), "w")
-    v = out.add_stream("libx264", rate=rate, options={"preset": "ultrafast", "crf": "20"})
+    options = {"preset": "ultrafast", "crf": "20", **({"g": str(gop)} if gop else {})}
+    v = out.add_stream("libx264", rate=rate, options=options)
     v.width, v.height, v.pix_fmt = width, height, "yuv420p"
     v.time_base = v.codec_context.time_base = Fraction(1, rate)
     a = out.add_stream("aac", rate=48000)

@@ -78,12 +78,15 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="restore-ray-bench-") as tmp:
         root = Path(tmp)
         album = inputs.write_photos(root / "album", 3000, 2000, photos_n, colour=False)
-        clip = inputs.write_clip(root / "clip.mp4", 1280, 720, clip_s)
-        print(f"inputs: {photos_n} gray 6 MP JPEGs; one {clip_s:g} s 720p25 H.264+AAC clip")
+        clip = inputs.write_clip(root / "clip.mp4", 1280, 720, clip_s, gop=50)
+        print(
+            f"inputs: {photos_n} gray 6 MP JPEGs; one {clip_s:g} s 720p25 H.264+AAC clip "
+            "(a keyframe every 2 s)"
+        )
         print("| job | engine | wall s | throughput | peak RSS per Ray worker |")
         print("|---|---|---|---|---|")
         for name, extra in engines.items():
-            out = root / f"photos-{len(name)}"
+            out = root / f"photos-{len(extra)}-{extra[-1]}"
             wall, rep, rss = timed(
                 [*RESTORE, "photos", str(album), "-o", str(out), *weights, *extra],
                 root / "report.json",
@@ -93,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"| photos | {name} | {wall:.1f} | {done / wall:.2f} images/s | {rss or '-'} MiB |"
             )
         for name, extra in engines.items():
-            out = root / f"film-{len(name)}.mp4"
+            out = root / f"film-{len(extra)}-{extra[-1]}.mp4"
             segments = ["--ray-segment-seconds", str(clip_s / 4)] if "ray" in extra else []
             wall, rep, rss = timed(
                 [*RESTORE, "video", str(clip), "-o", str(out), *weights, *extra, *segments],

@@ -1,5 +1,6 @@
 """The networks and nothing else: no file access, no printing, no downloads."""
 
+from .defects import DefectNet, DefectNetConfig
 from .discriminator import PatchDiscriminator, PatchDiscriminatorConfig
 from .generator import (
     DEFAULT_TEMPERATURE,
@@ -12,6 +13,8 @@ from .generator import (
 )
 
 __all__ = [
+    "DefectNet",
+    "DefectNetConfig",
     "DEFAULT_TEMPERATURE",
     "annealed_mean",
     "decode_classes",

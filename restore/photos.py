@@ -19,6 +19,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -37,6 +38,7 @@ from restore.imageio import (
     write_image,
 )
 from restore.jobs import TEMP_MARK, FileResult, Status, atomic_output, is_temp
+from restore.repair import PhotoRepairer, RepairConfig
 from restore.runtime import release_free_memory
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,7 @@ class PhotosConfig:
     overwrite: bool = False  # redo outputs that exist and are newer than their input
     max_pixels: int = DEFAULT_MAX_PIXELS  # refuse larger images (decompression bombs)
     batch_pixels: int = 64_000_000  # a batch is flushed once it holds this many pixels
+    repair: RepairConfig | None = None  # repair dust, scratches and faded tone first
 
 
 @dataclass(frozen=True)
@@ -249,6 +252,7 @@ class _Loaded:
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     claim: jobs.Claim | None = None  # held from reading to writing
+    repair: dict[str, Any] | None = None  # what the repair stage did, for the report
 
     @property
     def pixels(self) -> int:
@@ -261,8 +265,12 @@ def run(
     config: PhotosConfig,
     on_result: Callable[[FileResult], None],
     marking: Marking = MARKING,
+    repairer: PhotoRepairer | None = None,
 ) -> None:
     """Colorize every task, calling ``on_result`` exactly once per task.
+
+    With ``config.repair``, each picture's lightness is repaired first (``repairer``, or
+    one loaded here).
 
     Skips and planned failures are reported at once, colorized files when their batch is
     written (so results can arrive out of input order).
@@ -276,9 +284,11 @@ def run(
     from the caller's thread, one call at a time.
     """
     on_result = _releasing(on_result)
+    if config.repair is not None and repairer is None:
+        repairer = PhotoRepairer(config.repair)
     workers = max(1, colorizer.config.workers)
     if workers == 1:
-        _run_serial(tasks, colorizer, config, on_result, marking)
+        _run_serial(tasks, colorizer, config, on_result, marking, repairer)
         return
     lock = threading.Lock()
     shared = iter(tasks)
@@ -295,7 +305,7 @@ def run(
 
     def work() -> None:
         try:
-            _run_serial(next_task(), colorizer, config, results.put, marking)
+            _run_serial(next_task(), colorizer, config, results.put, marking, repairer)
         except BaseException:
             stop.set()  # the other workers stop too; raised below
             raise
@@ -339,6 +349,7 @@ def _run_serial(
     config: PhotosConfig,
     on_result: Callable[[FileResult], None],
     marking: Marking,
+    repairer: PhotoRepairer | None = None,
 ) -> None:
     batch: list[_Loaded] = []
     for task in tasks:
@@ -351,7 +362,7 @@ def _run_serial(
             continue
         t0 = time.perf_counter()
         try:
-            batch.append(_load(task, colorizer, config))
+            batch.append(_load(task, colorizer, config, repairer))
         except Exception as e:  # noqa: BLE001 - one bad file never stops the run
             claim.release()
             on_result(_failed(task, e, time.perf_counter() - t0))
@@ -367,11 +378,20 @@ def _run_serial(
     _flush(batch, colorizer, on_result, marking)
 
 
-def _load(task: PhotoTask, colorizer: Colorizer, config: PhotosConfig) -> _Loaded:
+def _load(
+    task: PhotoTask,
+    colorizer: Colorizer,
+    config: PhotosConfig,
+    repairer: PhotoRepairer | None = None,
+) -> _Loaded:
     picture = read_image(task.input, config.max_pixels)
     # Hook for later speed work: the generator only needs `small`; a reduced decode
     # (JPEG draft mode) could produce it without the full-size L of colour images.
     lightness = lightness_of(picture.pixels)
+    repaired = None
+    if repairer is not None:
+        lightness, stats = repairer.repair(lightness)
+        repaired = stats.to_dict()
     small = colorizer.downsize(lightness)
     return _Loaded(
         task,
@@ -381,6 +401,7 @@ def _load(task: PhotoTask, colorizer: Colorizer, config: PhotosConfig) -> _Loade
         picture.bit_depth,
         picture.metadata,
         list(picture.warnings),
+        repair=repaired,
     )
 
 
@@ -421,7 +442,12 @@ def _flush(
                 Status.DONE,
                 seconds=item.seconds + share + time.perf_counter() - t1,
                 warnings=item.warnings,
-                extra={"width": width, "height": height, "bit_depth": item.bit_depth},
+                extra={
+                    "width": width,
+                    "height": height,
+                    "bit_depth": item.bit_depth,
+                    **({"repair": item.repair} if item.repair is not None else {}),
+                },
             )
         )
     batch.clear()

@@ -17,6 +17,8 @@ from restore.color import NORMALISATION
 from restore.errors import WeightsError
 from restore.models import (
     DEFAULT_TEMPERATURE,
+    DefectNet,
+    DefectNetConfig,
     GeneratorConfig,
     PatchDiscriminator,
     PatchDiscriminatorConfig,
@@ -240,3 +242,56 @@ def load_discriminator(path: str | Path) -> PatchDiscriminator:
     except RuntimeError as e:
         raise WeightsError(f"{path}: tensors do not match its architecture ({e})") from e
     return model
+
+
+DETECTOR_FORMAT = "restore-defects"
+DETECTOR_VERSION = 1
+
+
+def save_detector(
+    model: DefectNet,
+    path: str | Path,
+    *,
+    training: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+) -> Path:
+    """Write the defect detector (fp16) with the metadata that rebuilds it."""
+    path = Path(path)
+    tensors = {
+        k: (
+            v.detach().to("cpu", torch.float16) if v.is_floating_point() else v.detach().cpu()
+        ).contiguous()
+        for k, v in model.state_dict().items()
+    }
+    meta = {
+        "format": DETECTOR_FORMAT,
+        "format_version": str(DETECTOR_VERSION),
+        "architecture": json.dumps(model.config.to_dict()),
+        "normalisation": json.dumps(NORMALISATION),
+        "training": json.dumps(training or {}),
+        "metrics": json.dumps(metrics or {}),
+    }
+    _atomic_save(tensors, meta, path)
+    return path
+
+
+def load_detector(path: str | Path) -> tuple[DefectNet, dict[str, Any]]:
+    """Rebuild the defect detector from :func:`save_detector` output: (fp32 model in eval
+    mode, its training and metrics metadata)."""
+    path = Path(path)
+    tensors, meta = _read(path)
+    if meta.get("format") != DETECTOR_FORMAT or meta.get("format_version") != str(DETECTOR_VERSION):
+        raise WeightsError(f"{path} is not a restore defect-detector file")
+    try:
+        config = DefectNetConfig.from_dict(json.loads(meta["architecture"]))
+        info = {k: json.loads(meta.get(k, "{}")) for k in ("training", "metrics")}
+    except (KeyError, TypeError, ValueError) as e:
+        raise WeightsError(f"{path}: damaged metadata ({e})") from e
+    model = DefectNet(config)
+    try:
+        model.load_state_dict(
+            {k: (v.float() if v.is_floating_point() else v) for k, v in tensors.items()}
+        )
+    except RuntimeError as e:
+        raise WeightsError(f"{path}: tensors do not match its architecture ({e})") from e
+    return model.eval(), info

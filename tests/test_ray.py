@@ -26,6 +26,7 @@ from restore.startup import EngineOptions
 from restore.video import EncodeConfig, VideoResult
 from restore.video.job import VideoJobConfig
 from restore.video.pipeline import Window
+from restore.video.segments import plan_segments
 from tests.conftest import synthetic_photo
 from tests.media import Audio, Clip, frame_times, packets, video_frames, write_clip
 
@@ -282,3 +283,19 @@ def test_an_interrupted_film_reuses_its_finished_segments(
     assert log.read_text().split() == ["1"]  # segments 0 and 2 were reused
     assert frame_times(dst) == frame_times(film)
     assert not list(tmp_path.glob(".*restore-segments"))
+
+
+@pytest.mark.parametrize("gop, starts", [(10, [None, 0.8, 2.0]), (250, [None])])
+def test_segments_start_on_keyframes_and_cover_the_film(
+    tmp_path: Path, gop: int, starts: list[float | None]
+) -> None:
+    src = write_clip(tmp_path / "film.mp4", Clip(frames=75, gop=gop))
+    windows = plan_segments(src, seconds=1.0)
+    with av.open(str(src)) as c:
+        tb = c.streams.video[0].time_base
+        keys = {p.pts for p in c.demux(video=0) if p.is_keyframe}
+    got = [None if w.start is None else float(w.start * tb) for w in windows]
+    assert got[0] is None and all(w.start in keys for w in windows[1:])
+    assert got == pytest.approx(starts)  # the keyframe at or before each whole second
+    assert [w.end for w in windows[:-1]] == [w.start for w in windows[1:]]  # contiguous
+    assert windows[-1].end is None

@@ -41,6 +41,22 @@ DEFAULT_MAX_PIXELS = 200_000_000  # restore.imageio's default; not imported to k
     show_default=True,
     help="Refuse larger images (decompression-bomb guard; memory grows with image size).",
 )
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Repair the print before colorizing it: dust specks, scratches and hairs found by a "
+    "small network and filled from their surroundings; a faded tone stretched back "
+    "(conservatively). The report says per file what share of pixels was filled and the "
+    "tone stretch applied.",
+)
+@click.option(
+    "--repair-threshold",
+    type=click.FloatRange(0.05, 0.95),
+    default=0.5,  # RepairConfig.threshold
+    show_default=True,
+    help="With --repair: the defect probability above which a pixel is filled (lower "
+    "fills more, including some real detail).",
+)
 @cluster_options
 @click.pass_context
 def photos(
@@ -52,6 +68,8 @@ def photos(
     overwrite: bool,
     report_path: Path | None,
     max_pixels: int,
+    repair: bool,
+    repair_threshold: float,
     quiet: bool,
     verbose: bool,
 ) -> None:
@@ -83,10 +101,25 @@ def photos(
         ctx.exit(0)
 
     report = JobReport(command="photos")  # wall time includes loading the model
-    config = job.PhotosConfig(overwrite=overwrite, max_pixels=max_pixels)
+    from restore.repair import RepairConfig
+
+    config = job.PhotosConfig(
+        overwrite=overwrite,
+        max_pixels=max_pixels,
+        repair=RepairConfig(threshold=repair_threshold) if repair else None,
+    )
+    repairer = None
     if cluster is None:
         colorizer = load_colorizer(engine)
         report.weights = colorizer.info.identity if colorizer.info else None
+        if config.repair is not None:
+            from restore.errors import WeightsError
+            from restore.repair import PhotoRepairer
+
+            try:
+                repairer = PhotoRepairer(config.repair)
+            except WeightsError as e:
+                raise StartupError(f"--repair: {e}") from e
     note = None
     with (
         job_session(quiet) as stream,
@@ -107,7 +140,7 @@ def photos(
 
         try:
             if cluster is None:
-                job.run(planned.tasks, colorizer, config, on_result)
+                job.run(planned.tasks, colorizer, config, on_result, repairer=repairer)
             else:
                 report.weights = _run_on_ray(planned.tasks, engine, config, cluster, on_result)
         except KeyboardInterrupt:

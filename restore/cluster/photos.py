@@ -23,6 +23,7 @@ from restore import photos
 from restore.cluster import RayOptions, worker_count, worker_threads
 from restore.cluster.pool import WorkerPool
 from restore.jobs import FileResult, Status, lock_path_for, remove_stale_temps, temp_path_for
+from restore.repair import PhotoRepairer
 from restore.startup import EngineOptions, load_colorizer
 
 #: Files per call to a worker: the local engine's generator batch, so a worker's batches
@@ -36,6 +37,7 @@ class PhotoWorker:
     def __init__(self, engine: EngineOptions, config: photos.PhotosConfig) -> None:
         self.colorizer = load_colorizer(engine)
         self.config = config
+        self.repairer = PhotoRepairer(config.repair) if config.repair is not None else None
 
     def ready(self) -> tuple[int, dict[str, Any] | None]:
         """(this worker's process id, the weights' identity) once the model is loaded."""
@@ -45,7 +47,7 @@ class PhotoWorker:
     def run(self, tasks: list[photos.PhotoTask]) -> list[FileResult]:
         """Colorize ``tasks`` (as the local engine does); one result per task."""
         results: list[FileResult] = []
-        photos.run(tasks, self.colorizer, self.config, results.append)
+        photos.run(tasks, self.colorizer, self.config, results.append, repairer=self.repairer)
         return results
 
 

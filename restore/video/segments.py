@@ -38,10 +38,11 @@ def plan_segments(src: Path, seconds: float, warmup_frames: int = WARMUP_FRAMES)
         if inp.format.name in NO_PTS_FORMATS or end is None or not tb or not rate:
             return whole
         starts: list[int] = []
+        first = int(Fraction(start or 0.0) / tb)  # the film's first pts: no empty segment
         t = (start or 0.0) + seconds
         while t + seconds / 4 < end:  # no segment shorter than a quarter of the others
             key = _keyframe_at_or_before(inp, vs, int(Fraction(t) / tb))
-            if key is not None and (not starts or key > starts[-1]):
+            if key is not None and key > (starts[-1] if starts else first):
                 starts.append(key)
             t += seconds
     if not starts:

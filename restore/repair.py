@@ -1,0 +1,160 @@
+"""Repairing an old print's lightness before it is colorized: dust, scratches, faded tone.
+
+    L (full size) -> detector at a reduced size -> defect mask, upsampled and widened
+    -> masked pixels filled from their surroundings (OpenCV's Telea inpainting)
+    -> faded black and white points stretched back, conservatively
+
+The detector (:class:`restore.models.DefectNet`) was trained on photos with the synthetic
+damage of ``train/degrade.py``; clean scans give an almost empty mask and a tone already
+spanning the range, so they pass nearly unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from restore import color
+from restore.weights import load_detector
+
+SHIPPED_DETECTOR = "restore_defects.safetensors"
+
+
+def default_detector() -> Path:
+    """The shipped defect detector (weights/, installed as restore._weights)."""
+    try:
+        from importlib.resources import files
+
+        return Path(str(files("restore._weights").joinpath(SHIPPED_DETECTOR)))
+    except (ModuleNotFoundError, TypeError):
+        return Path(__file__).resolve().parent.parent / "weights" / SHIPPED_DETECTOR
+
+
+@dataclass(frozen=True)
+class RepairConfig:
+    """How photos are repaired. Built once by the CLI."""
+
+    weights: Path | None = None  # None: the shipped detector
+    detect_size: int = 1024  # long side the detector sees (defects of a few pixels there)
+    threshold: float = 0.5  # defect probability above which a pixel is filled
+    widen: int = 1  # pixels the full-size mask grows by (the blurred rim of a speck)
+    radius: int = 3  # inpainting neighbourhood, full-size pixels
+    tone: bool = True  # stretch a faded tone back
+    threads: int = 0  # torch threads for the detector (0: leave as set)
+
+
+@dataclass(frozen=True)
+class RepairStats:
+    """What was done to one picture (the report's ``repair`` entry)."""
+
+    filled: float  # share of pixels filled
+    black: float  # L the darkest tones were moved from (0.1 % quantile) ...
+    white: float  # ... and the brightest (99.9 %); equal to the targets if left alone
+    gain: float  # tone stretch applied (1: none)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "filled": round(self.filled, 6),
+            "black": round(self.black, 2),
+            "white": round(self.white, 2),
+            "gain": round(self.gain, 4),
+        }
+
+
+class PhotoRepairer:
+    """A loaded detector and the repair steps; safe to call from several threads."""
+
+    def __init__(self, config: RepairConfig = RepairConfig()) -> None:
+        self.config = config
+        self.model, self.info = load_detector(config.weights or default_detector())
+        self.multiple = self.model.config.multiple
+
+    def defect_mask(self, lightness: np.ndarray) -> np.ndarray:
+        """(H, W) bool: pixels covered by dust, scratches or hairs.
+
+        Args:
+            lightness: (H, W) float32 L in [0, 100].
+        """
+        h, w = lightness.shape
+        scale = min(1.0, self.config.detect_size / max(h, w))
+        sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
+        small = (
+            lightness
+            if scale == 1.0
+            else cv2.resize(lightness, (sw, sh), interpolation=cv2.INTER_AREA)
+        )
+        m = self.multiple
+        ph, pw = -sh % m, -sw % m
+        padded = np.pad(small, ((0, ph), (0, pw)), mode="reflect") if ph or pw else small
+        x = color.normalize_l(torch.from_numpy(np.ascontiguousarray(padded, np.float32)))
+        with torch.no_grad():
+            prob = torch.sigmoid(self.model(x[None, None]))[0, 0, :sh, :sw].numpy()
+        if scale != 1.0:
+            prob = cv2.resize(prob, (w, h), interpolation=cv2.INTER_LINEAR)
+        mask: np.ndarray = (prob > self.config.threshold).astype(np.uint8)
+        if self.config.widen and mask.any():
+            k = 2 * self.config.widen + 1
+            disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+            mask = np.asarray(cv2.dilate(mask, disk))
+        return mask.astype(bool)
+
+    def repair(self, lightness: np.ndarray) -> tuple[np.ndarray, RepairStats]:
+        """The repaired lightness and what was done.
+
+        Args:
+            lightness: (H, W) float32 L in [0, 100] (not modified).
+        Returns:
+            (H, W) float32 L in [0, 100], and the stats.
+        """
+        mask = self.defect_mask(lightness)
+        out = lightness
+        if mask.any():
+            out = cv2.inpaint(
+                np.ascontiguousarray(lightness, np.float32),
+                mask.astype(np.uint8),
+                self.config.radius,
+                cv2.INPAINT_TELEA,
+            )
+        black, white, gain = 0.0, 100.0, 1.0
+        if self.config.tone:
+            out, black, white, gain = stretch_tone(out)
+        return np.clip(out, 0.0, 100.0, out=None), RepairStats(
+            float(mask.mean()), black, white, gain
+        )
+
+
+#: Tone targets: the darkest and brightest 0.1 % of a print's pixels are moved at most to
+#: these L values, never further (a night scene or a snow field keeps its range).
+BLACK_TARGET, WHITE_TARGET = 4.0, 96.0
+#: Stretches below this are left alone (a scan that already spans its range) ...
+MIN_GAIN = 1.05
+#: ... and none goes beyond this: a misty landscape or a low-key portrait keeps its mood.
+MAX_GAIN = 1.3
+
+
+def stretch_tone(lightness: np.ndarray) -> tuple[np.ndarray, float, float, float]:
+    """Faded black and white points moved back towards the targets, linearly, by at most
+    :data:`MAX_GAIN`.
+
+    Returns (L, black, white, gain): the 0.1 % and 99.9 % quantiles found and the gain
+    applied (1.0 and the input itself when the print already spans the range).
+    """
+    step = max(1, lightness.size // 1_000_000)  # quantiles from a million pixels at most
+    sample = lightness.reshape(-1)[::step]
+    black, white = (float(v) for v in np.quantile(sample, [0.001, 0.999]))
+    lo, hi = min(black, BLACK_TARGET), max(white, WHITE_TARGET)
+    if white - black < 1.0:
+        return lightness, black, white, 1.0
+    gain = (hi - lo) / (white - black)
+    if gain < MIN_GAIN:
+        return lightness, black, white, 1.0
+    gain = min(gain, MAX_GAIN)
+    # the print's middle tone goes where the full stretch would put it
+    mid, target = (black + white) / 2, (lo + hi) / 2
+    out = (lightness - np.float32(mid)) * np.float32(gain) + np.float32(target)
+    return out.astype(np.float32, copy=False), black, white, float(gain)
