@@ -35,8 +35,8 @@ from .degrade import DEFAULT_DAMAGE, DamageConfig, damage
 
 log = logging.getLogger(__name__)
 
-#: The old-print damage with specks and scratches more often, so most crops teach both.
-DETECTOR_DAMAGE = replace(DEFAULT_DAMAGE, p_specks=0.6, p_scratches=0.5)
+#: The old-print damage with specks, scratches and cracks more often, so most crops teach them.
+DETECTOR_DAMAGE = replace(DEFAULT_DAMAGE, p_specks=0.6, p_scratches=0.5, p_cracks=0.4)
 
 
 class LightnessCrops:

@@ -36,6 +36,11 @@ class DamageConfig:
     specks: tuple[int, int] = (1, 40)  # per 128x128 pixels
     p_scratches: float = 0.2
     scratches: tuple[int, int] = (1, 4)
+    # Cracks of the emulsion and folds: jagged, branching, 1-3 px wide, paper-white or dark.
+    # Off for the colorizer's augmentation (its runs resume with the same damage); the
+    # defect detector trains with them.
+    p_cracks: float = 0.0
+    cracks: tuple[int, int] = (1, 3)
 
 
 DEFAULT_DAMAGE = DamageConfig()
@@ -66,6 +71,8 @@ def damage(
         _specks(x, mask, rng, config)
     if rng.random() < config.p_scratches:
         _scratches(x, mask, rng, config)
+    if config.p_cracks and rng.random() < config.p_cracks:
+        _cracks(x, mask, rng, config)
     if rng.random() < config.p_grain:
         x = _grain(x, rng, rng.uniform(*config.grain_sigma))
     np.clip(x, 0.0, 100.0, out=x)
@@ -145,3 +152,37 @@ def _scratches(x: np.ndarray, mask: np.ndarray, rng: np.random.Generator, c: Dam
         poly = np.round(np.array(pts)).astype(np.int32)
         cv2.polylines(layer, [poly], False, 1.0, int(rng.integers(1, 3)), cv2.LINE_AA)
         _paint(x, mask, layer, rng.choice([rng.uniform(80, 100), rng.uniform(0, 20)]))
+
+
+def _cracks(x: np.ndarray, mask: np.ndarray, rng: np.random.Generator, c: DamageConfig) -> None:
+    h, w = x.shape
+    size = max(h, w)
+    for _ in range(int(rng.integers(*c.cracks, endpoint=True))):
+        layer = np.zeros((h, w), np.float32)
+        # (x, y, heading, steps left) of each branch still growing
+        tips = [
+            (
+                rng.uniform(0, w),
+                rng.uniform(0, h),
+                rng.uniform(0, 2 * np.pi),
+                int(size * rng.uniform(0.2, 0.6)),
+            )
+        ]
+        width = int(rng.integers(1, 4))
+        while tips:
+            px, py, heading, left = tips.pop()
+            while left > 0:
+                heading += rng.normal(0, 0.2)  # jagged, unlike a scratch's smooth curve
+                step = rng.uniform(2, 6)
+                nx, ny = px + step * np.cos(heading), py + step * np.sin(heading)
+                thick = max(1, width + int(rng.integers(-1, 2)))
+                cv2.line(
+                    layer, (round(px), round(py)), (round(nx), round(ny)), 1.0, thick, cv2.LINE_AA
+                )
+                px, py, left = nx, ny, left - round(step)
+                if rng.random() < 0.04 and len(tips) < 6:
+                    tips.append(
+                        (px, py, heading + rng.choice([-1, 1]) * rng.uniform(0.5, 1.2), left // 2)
+                    )
+        soft = cv2.GaussianBlur(layer, (0, 0), rng.uniform(0.3, 0.8))
+        _paint(x, mask, soft, rng.choice([rng.uniform(85, 100), rng.uniform(0, 15)]))
