@@ -48,6 +48,11 @@ MARKING = Marking(
     software=f"restore {__version__}",
     note=f"machine-colorized by restore {__version__} (colours are estimated)",
 )
+#: The marking of a repaired picture left black and white (``PhotosConfig.colorize`` off).
+REPAIR_MARKING = Marking(
+    software=f"restore {__version__}",
+    note=f"dust and scratches machine-repaired by restore {__version__}",
+)
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,7 @@ class PhotosConfig:
     max_pixels: int = DEFAULT_MAX_PIXELS  # refuse larger images (decompression bombs)
     batch_pixels: int = 64_000_000  # a batch is flushed once it holds this many pixels
     repair: RepairConfig | None = None  # repair dust, scratches and faded tone first
+    colorize: bool = True  # False: write the (repaired) picture in black and white
 
 
 @dataclass(frozen=True)
@@ -373,9 +379,9 @@ def _run_serial(
             len(batch) >= colorizer.config.batch_size
             or sum(x.pixels for x in batch) >= config.batch_pixels
         ):
-            _flush(batch, colorizer, on_result, marking)
+            _flush(batch, colorizer, on_result, marking, config.colorize)
             batch = []
-    _flush(batch, colorizer, on_result, marking)
+    _flush(batch, colorizer, on_result, marking, config.colorize)
 
 
 def _load(
@@ -410,16 +416,20 @@ def _flush(
     colorizer: Colorizer,
     on_result: Callable[[FileResult], None],
     marking: Marking,
+    colorize: bool = True,
 ) -> None:
     if not batch:
         return
     t0 = time.perf_counter()
     try:
-        predictions = colorizer.predict([x.small for x in batch])
+        if colorize:
+            predictions = colorizer.predict([x.small for x in batch])
+        else:  # neutral colour: the lightness alone, in black and white
+            predictions = [np.zeros((*x.small.shape, 2), np.float32) for x in batch]
     except Exception as e:  # noqa: BLE001
         if len(batch) > 1:  # find the one that fails, keep the others
             for item in batch:
-                _flush([item], colorizer, on_result, marking)
+                _flush([item], colorizer, on_result, marking, colorize)
             return
         _release(batch[0])
         on_result(_failed(batch[0].task, e, batch[0].seconds))

@@ -86,3 +86,24 @@ def test_restore_video_repair_removes_a_speck_and_keeps_frames_timestamps_and_au
     entry = json.loads(report.read_text())["files"][0]
     assert entry["dirt"]["frames"] == 12 and entry["dirt"]["filled"] > 0
     assert entry["deflicker"]["frames"] == 12
+
+
+def test_repair_only_film_is_black_and_white_with_the_speck_gone(
+    tmp_path: Path, tiny_weights: Path
+) -> None:
+    clip = Clip(width=128, height=96, frames=12, specks=((6, 60, 90, 6),), audio=(Audio(),))
+    src = write_clip(tmp_path / "reel.mp4", clip)
+    args = ["video", str(src), "--weights", str(tiny_weights), *FAST]
+    refused = CliRunner().invoke(main, [*args, "--no-colorize"])
+    assert refused.exit_code == 2 and "--repair" in refused.output
+    result = CliRunner().invoke(main, [*args, "--repair", "--no-colorize"])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "reel_restored.mp4"
+    assert frame_times(out) == frame_times(src)
+    assert packets(out, "audio") == packets(src, "audio")
+    planes = video_frames(out, "yuv420p")  # (H * 3/2, W): Y, then U and V
+    chroma = np.concatenate([p[96:] for p in planes]).astype(int)
+    assert np.abs(chroma - 128).max() <= 1  # neutral: black and white
+    speck = (slice(61, 65), slice(91, 95))
+    frames = video_frames(out, "gray")
+    assert abs(frames[6][speck].mean() - frames[5][speck].mean()) < 15

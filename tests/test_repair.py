@@ -109,3 +109,20 @@ def test_photos_repair_reports_what_was_done(tmp_path: Path, tiny_weights: Path)
 
 def entry_filled(report: Path) -> float:
     return float(json.loads(report.read_text())["files"][0]["repair"]["filled"])
+
+
+def test_repair_only_writes_black_and_white(tmp_path: Path, tiny_weights: Path) -> None:
+    damaged, truth = scratched(clean_lightness())
+    (tmp_path / "in").mkdir()
+    Image.fromarray(np.round(damaged * 2.55).astype(np.uint8)).save(tmp_path / "in" / "a.jpg")
+    base = ["photos", str(tmp_path / "in"), "-o", str(tmp_path / "out"),
+            "--weights", str(tiny_weights), "--render-size", "64", "--device", "cpu"]  # fmt: skip
+    refused = CliRunner().invoke(main, [*base, "--no-colorize"])
+    assert refused.exit_code == 2 and "--repair" in refused.output
+    r = CliRunner().invoke(main, [*base, "--repair", "--no-colorize"])
+    assert r.exit_code == 0, r.output
+    rgb = cv2.imread(str(tmp_path / "out" / "a.jpg")).astype(int)
+    assert np.abs(rgb[..., 0] - rgb[..., 1]).max() <= 2  # no colour
+    assert np.abs(rgb[..., 1] - rgb[..., 2]).max() <= 2
+    with Image.open(tmp_path / "out" / "a.jpg") as im:
+        assert "repaired" in im.getexif().get(0x010E, "")  # ImageDescription says what it is

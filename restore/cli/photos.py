@@ -57,6 +57,11 @@ DEFAULT_MAX_PIXELS = 200_000_000  # restore.imageio's default; not imported to k
     help="With --repair: the defect probability above which a pixel is filled (lower "
     "fills more, including some real detail).",
 )
+@click.option(
+    "--no-colorize",
+    is_flag=True,
+    help="With --repair: write the repaired picture in black and white, without colour.",
+)
 @cluster_options
 @click.pass_context
 def photos(
@@ -70,6 +75,7 @@ def photos(
     max_pixels: int,
     repair: bool,
     repair_threshold: float,
+    no_colorize: bool,
     quiet: bool,
     verbose: bool,
 ) -> None:
@@ -87,6 +93,8 @@ def photos(
     from restore.jobs import FileResult, JobReport, Status
 
     _setup_logging(verbose)
+    if no_colorize and not repair:
+        raise click.UsageError("--no-colorize only makes sense with --repair")
     if cluster is not None:
         from restore.cluster import INSTALL_HINT, ray_available
 
@@ -107,6 +115,7 @@ def photos(
         overwrite=overwrite,
         max_pixels=max_pixels,
         repair=RepairConfig(threshold=repair_threshold) if repair else None,
+        colorize=not no_colorize,
     )
     repairer = None
     if cluster is None:
@@ -140,7 +149,8 @@ def photos(
 
         try:
             if cluster is None:
-                job.run(planned.tasks, colorizer, config, on_result, repairer=repairer)
+                marking = job.MARKING if config.colorize else job.REPAIR_MARKING
+                job.run(planned.tasks, colorizer, config, on_result, marking, repairer)
             else:
                 report.weights = _run_on_ray(planned.tasks, engine, config, cluster, on_result)
         except KeyboardInterrupt:

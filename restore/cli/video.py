@@ -132,6 +132,12 @@ def _check_codec(ctx: click.Context, param: click.Parameter, value: str | None) 
     "follows real changes of light (fades, clouds) more closely.",
 )
 @click.option(
+    "--no-colorize",
+    is_flag=True,
+    help="With --repair, --deflicker or --remove-dirt: write the repaired film in black and "
+    "white, without colour (the generator is not run).",
+)
+@click.option(
     "--ray-segment-seconds",
     type=click.FloatRange(min=1.0),
     default=60.0,  # restore.cluster.video.SEGMENT_SECONDS
@@ -148,6 +154,7 @@ def video(
     engine: EngineOptions,
     cluster: RayOptions | None,
     ray_segment_seconds: float,
+    no_colorize: bool,
     codec: str | None,
     crf: int,
     preset: str,
@@ -186,6 +193,10 @@ def video(
     from restore.video.temporal import StabilizeConfig
 
     _setup_logging(verbose)
+    if no_colorize and not (repair or deflicker or remove_dirt):
+        raise click.UsageError(
+            "--no-colorize only makes sense with --repair, --deflicker or --remove-dirt"
+        )
     if cluster is not None:
         from restore.cluster import INSTALL_HINT, ray_available
 
@@ -213,6 +224,7 @@ def video(
         deflicker=DeflickerConfig(radius=deflicker_radius) if deflicker or repair else None,
         dirt=DirtConfig() if remove_dirt or repair else None,
         overwrite=overwrite,
+        colorize=not no_colorize,
     )
     note = None
     with (

@@ -47,7 +47,8 @@ class PhotoWorker:
     def run(self, tasks: list[photos.PhotoTask]) -> list[FileResult]:
         """Colorize ``tasks`` (as the local engine does); one result per task."""
         results: list[FileResult] = []
-        photos.run(tasks, self.colorizer, self.config, results.append, repairer=self.repairer)
+        marking = photos.MARKING if self.config.colorize else photos.REPAIR_MARKING
+        photos.run(tasks, self.colorizer, self.config, results.append, marking, self.repairer)
         return results
 
 

@@ -77,6 +77,7 @@ class VideoWorker:
                     deflicker=deflicker,
                     dirt=dirt,
                     window=window,
+                    colorize=self.config.colorize,
                 )
         except (RestoreError, av.FFmpegError, OSError) as e:
             return str(e)

@@ -37,13 +37,17 @@ class VideoJobConfig:
     deflicker: DeflickerConfig | None = None  # None: off
     dirt: DirtConfig | None = None  # None: off
     overwrite: bool = False  # redo outputs that exist and are newer than their input
+    colorize: bool = True  # False: write the (repaired) film in black and white
 
 
 def film_stages(
     config: VideoJobConfig,
 ) -> tuple[TemporalStage | None, DeflickerConfig | None, DirtConfig | None]:
-    """The temporal stage (a fresh one: it keeps state per film) and the repair options."""
-    stage = stabilizer(config.stabilize) if config.stabilize is not None else None
+    """The temporal stage (a fresh one: it keeps state per film; none without colour) and
+    the repair options."""
+    stage = None
+    if config.stabilize is not None and config.colorize:
+        stage = stabilizer(config.stabilize)
     return stage, config.deflicker, config.dirt
 
 
@@ -99,6 +103,7 @@ def _one(
                 stage=stage,
                 deflicker=deflicker,
                 dirt=dirt,
+                colorize=config.colorize,
             )
         return FileResult(
             src,

@@ -34,7 +34,7 @@ from av.video.stream import VideoStream
 
 from restore import color
 from restore.buffers import ArrayPool
-from restore.engine import Colorizer
+from restore.engine import Colorizer, render_shape
 from restore.errors import EncodeError, UnsupportedMedia
 from restore.runtime import release_free_memory
 from restore.video.deflicker import Deflicker, DeflickerConfig
@@ -180,6 +180,7 @@ def colorize_video(
     dirt: DirtConfig | None = None,
     queue_depth: int = 1,
     window: Window | None = None,
+    colorize: bool = True,
 ) -> VideoResult:
     """Colorize the first video stream of ``src`` into ``dst``, carrying every other stream.
 
@@ -191,7 +192,9 @@ def colorize_video(
     (:mod:`restore.video.deflicker`), with ``dirt`` single-frame dirt is filled from them
     (:mod:`restore.video.dirt`), before it is colorized; the output carries that lightness.
 
-    With ``window``, only that stretch of the video is written, and no other stream.
+    With ``window``, only that stretch of the video is written, and no other stream. Without
+    ``colorize``, the generator is not run and the frames are written in black and white
+    (after the repairs).
 
     ``dst`` is written directly (callers wrap it in :func:`restore.jobs.atomic_output`); on any
     exception, including KeyboardInterrupt, the worker threads are stopped before it propagates.
@@ -220,6 +223,7 @@ def colorize_video(
             except av.FFmpegError as e:
                 raise UnsupportedMedia(f"cannot seek in {src.name}: {e}") from e
         run = _Run(inp, video_in, layout, colorizer, stage, queue_depth, deflicker, dirt, window)
+        run.colorize = colorize
         if progress is not None:
             progress.start(_expected_frames(inp, video_in))
         ok = False
@@ -310,6 +314,7 @@ class _Run:
     ) -> None:
         self.inp = inp
         self.window = window
+        self.colorize = True  # False: neutral ab, the generator is not run
         self.past_end = 0  # frames decoded at or after window.end
         # Repairs of the lightness, in order; they run in the reader thread, which sees the
         # frames in display order.
@@ -437,7 +442,11 @@ class _Run:
                 if batch is _END:
                     break
                 job = None
-                if batch.items:
+                if batch.items and not self.colorize:
+                    for it in batch.items:
+                        h, w = render_shape(it.lightness.shape[0], it.lightness.shape[1], 64)
+                        it.ab = np.zeros((h, w, 2), np.float32)
+                elif batch.items:
                     lightness = [it.lightness for it in batch.items]
                     job = calls.submit(self.colorizer.render, lightness, self.pool)
                 pending.append((batch, job))
