@@ -299,3 +299,44 @@ def test_segments_start_on_keyframes_and_cover_the_film(
     assert got == pytest.approx(starts)  # the keyframe at or before each whole second
     assert [w.end for w in windows[:-1]] == [w.start for w in windows[1:]]  # contiguous
     assert windows[-1].end is None
+
+
+class DiesOnFirstSegment(cluster_video.VideoWorker):
+    """Dies mid-segment the first time any worker of its kind is called, leaving a partial
+    segment file behind."""
+
+    marker: Path
+
+    def segment(self, src: Path, dst: Path, window: Window) -> VideoResult | str:
+        try:
+            fd = os.open(self.marker, os.O_CREAT | os.O_EXCL)
+        except FileExistsError:
+            return super().segment(src, dst, window)
+        os.close(fd)
+        temp_path_for(dst).write_bytes(b"half a segment")
+        os._exit(1)
+
+
+def test_a_killed_video_worker_is_replaced_and_the_film_completes(
+    film: Path, tmp_path: Path, tiny_weights: Path
+) -> None:
+    dst = tmp_path / "out.mkv"
+    engine = EngineOptions(tiny_weights, "cpu", "fp32", "openvino", 4, 64, False, 1.0, 1)
+    worker = type("Worker", (DiesOnFirstSegment,), {"marker": tmp_path / "died"})
+    results: list[FileResult] = []
+    cluster_video.run(
+        [(film, dst)],
+        engine,
+        VideoJobConfig(encode=EncodeConfig(preset="ultrafast")),
+        RayOptions(workers=2, cpus_per_worker=1),
+        ray,
+        results.append,
+        segment_seconds=1.0,
+        worker_class=worker,
+    )
+    assert (tmp_path / "died").exists()
+    (result,) = results
+    assert result.status == Status.DONE, result.error
+    assert frame_times(dst) == frame_times(film)
+    assert [p.name for p in tmp_path.rglob("*") if "restore-partial" in p.name] == []
+    assert not list(tmp_path.glob(".*restore-segments"))
