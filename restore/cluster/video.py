@@ -37,6 +37,7 @@ from restore.jobs import (
     Status,
     atomic_output,
     claim_work,
+    is_temp,
     remove_stale_temps,
     temp_path_for,
     temps_of,
@@ -209,7 +210,7 @@ def _prepare(
             with contextlib.suppress(OSError, ValueError):
                 if film.segment_path(i).is_file():
                     film.done[i] = json.loads(film.segment_path(i).with_suffix(".json").read_text())
-        remove_stale_temps(p for p in folder.iterdir() if ".restore-partial" in p.name)
+        remove_stale_temps(p for p in folder.iterdir() if is_temp(p))
     else:
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
