@@ -278,6 +278,14 @@ def remove_stale_temps(temps: Iterable[Path]) -> int:
     return n
 
 
+def remove_partial(final: Path, pid: int) -> None:
+    """Delete what the dead process ``pid`` left half-written for ``final``: its temporary
+    file, and the claim lock file if no live process holds it."""
+    with contextlib.suppress(FileNotFoundError):
+        temp_path_for(final, pid).unlink()
+    remove_stale_temps([lock_path_for(final)])
+
+
 def _owner_alive(temp: Path) -> bool:
     pid_text = temp.stem.rpartition(TEMP_MARK + "-")[2]
     if not pid_text.isdigit() or int(pid_text) == os.getpid():

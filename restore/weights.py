@@ -97,6 +97,16 @@ def _atomic_save(tensors: dict[str, torch.Tensor], meta: dict[str, str], path: P
     os.replace(tmp, path)
 
 
+def _half(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict for a small weights file: floating tensors fp16 on the CPU, contiguous."""
+    return {
+        k: (
+            v.detach().to("cpu", torch.float16) if v.is_floating_point() else v.detach().cpu()
+        ).contiguous()
+        for k, v in state.items()
+    }
+
+
 def save_generator(
     model: UNetGenerator,
     path: str | Path,
@@ -210,12 +220,7 @@ def load_generator(path: str | Path | None = None) -> tuple[UNetGenerator, Weigh
 def save_discriminator(model: PatchDiscriminator, path: str | Path, *, steps: int) -> Path:
     """Small fp16 discriminator file so training can continue from what is committed."""
     path = Path(path)
-    tensors = {
-        k: (
-            v.detach().to("cpu", torch.float16) if v.is_floating_point() else v.detach().cpu()
-        ).contiguous()
-        for k, v in model.state_dict().items()
-    }
+    tensors = _half(model.state_dict())
     meta = {
         "format": DISCRIMINATOR_FORMAT,
         "format_version": str(DISCRIMINATOR_VERSION),
@@ -257,12 +262,7 @@ def save_detector(
 ) -> Path:
     """Write the defect detector (fp16) with the metadata that rebuilds it."""
     path = Path(path)
-    tensors = {
-        k: (
-            v.detach().to("cpu", torch.float16) if v.is_floating_point() else v.detach().cpu()
-        ).contiguous()
-        for k, v in model.state_dict().items()
-    }
+    tensors = _half(model.state_dict())
     meta = {
         "format": DETECTOR_FORMAT,
         "format_version": str(DETECTOR_VERSION),

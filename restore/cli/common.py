@@ -20,6 +20,7 @@ from restore.jobs import ExitCode, JobReport
 from restore.startup import CPU_BATCH_SIZE, GPU_BATCH_SIZE, EngineOptions
 
 if TYPE_CHECKING:  # the engine imports torch: only when a command needs it
+    from restore.cluster import RayOptions
     from restore.engine import Colorizer
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -213,12 +214,31 @@ def cluster_options(f: Callable[..., Any]) -> Callable[..., Any]:
             name: kwargs.pop(f"ray_{name}")
             for name in ("address", "workers", "cpus_per_worker", "gpus_per_worker")
         }
-        cluster = RayOptions(**given) if kind == "ray" else None
+        cluster = None
+        if kind == "ray":
+            from restore.cluster import INSTALL_HINT, ray_available
+
+            if not ray_available():
+                raise StartupError(INSTALL_HINT)
+            cluster = RayOptions(**given)
         return f(*args, cluster=cluster, **kwargs)
 
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def run_on_ray(cluster: RayOptions, job: Callable[[Any], Any]) -> Any:
+    """``job(ray)`` on the cluster ``cluster`` names; a cluster or worker that cannot start
+    is a StartupError (exit 2)."""
+    from restore.cluster import ClusterError, connected
+    from restore.startup import StartupProblem
+
+    try:
+        with connected(cluster) as ray:
+            return job(ray)
+    except (ClusterError, StartupProblem) as e:
+        raise StartupError(str(e)) from e
 
 
 def load_colorizer(engine: EngineOptions) -> Colorizer:

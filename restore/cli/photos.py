@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,14 +16,12 @@ from restore.cli.common import (
     job_options,
     job_session,
     load_colorizer,
+    run_on_ray,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
-
     from restore.cluster import RayOptions
     from restore.jobs import FileResult
-    from restore.photos import PhotosConfig, PhotoTask
 
 DEFAULT_MAX_PIXELS = 200_000_000  # restore.imageio's default; not imported to keep --help fast
 
@@ -95,11 +93,6 @@ def photos(
     _setup_logging(verbose)
     if no_colorize and not repair:
         raise click.UsageError("--no-colorize only makes sense with --repair")
-    if cluster is not None:
-        from restore.cluster import INSTALL_HINT, ray_available
-
-        if not ray_available():
-            raise StartupError(INSTALL_HINT)
     try:
         planned = job.plan(list(paths), output)
     except OutputPathError as e:
@@ -152,26 +145,13 @@ def photos(
                 marking = job.MARKING if config.colorize else job.REPAIR_MARKING
                 job.run(planned.tasks, colorizer, config, on_result, marking, repairer)
             else:
-                report.weights = _run_on_ray(planned.tasks, engine, config, cluster, on_result)
+                from restore.cluster.photos import run as run_photos
+
+                report.weights = run_on_ray(
+                    cluster,
+                    lambda ray: run_photos(planned.tasks, engine, config, cluster, ray, on_result),
+                )
         except KeyboardInterrupt:
             left = len(planned.tasks) - len(report.results)
             note = f"interrupted: {left} image(s) not done; run the same command again to finish."
     finish(ctx, report, "images", report_path, note)
-
-
-def _run_on_ray(
-    tasks: Sequence[PhotoTask],
-    engine: EngineOptions,
-    config: PhotosConfig,
-    cluster: RayOptions,
-    on_result: Callable[[FileResult], None],
-) -> dict[str, Any] | None:
-    from restore.cluster import ClusterError, connected
-    from restore.cluster.photos import run
-    from restore.startup import StartupProblem
-
-    try:
-        with connected(cluster) as ray:
-            return run(tasks, engine, config, cluster, ray, on_result)
-    except (ClusterError, StartupProblem) as e:
-        raise StartupError(str(e)) from e

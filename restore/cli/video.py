@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,14 +16,12 @@ from restore.cli.common import (
     job_options,
     job_session,
     load_colorizer,
+    run_on_ray,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from restore.cluster import RayOptions
     from restore.jobs import FileResult
-    from restore.video.job import VideoJobConfig
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
                 "slower", "veryslow", "placebo")  # fmt: skip
@@ -197,11 +195,6 @@ def video(
         raise click.UsageError(
             "--no-colorize only makes sense with --repair, --deflicker or --remove-dirt"
         )
-    if cluster is not None:
-        from restore.cluster import INSTALL_HINT, ray_available
-
-        if not ray_available():
-            raise StartupError(INSTALL_HINT)
     try:
         planned = plan_outputs(list(paths), output)
     except OutputPathError as e:
@@ -240,8 +233,13 @@ def video(
             if cluster is None:
                 run(planned, colorizer, config, on_result, progress)
             else:
-                report.weights = _run_on_ray(
-                    planned, engine, config, cluster, ray_segment_seconds, on_result
+                from restore.cluster.video import run as run_films
+
+                report.weights = run_on_ray(
+                    cluster,
+                    lambda ray: run_films(
+                        planned, engine, config, cluster, ray, on_result, ray_segment_seconds
+                    ),
                 )
         except KeyboardInterrupt:
             left = len(planned) - len(report.results)
@@ -251,22 +249,3 @@ def video(
                 + (" (finished segments are reused)." if cluster is not None else ".")
             )
     finish(ctx, report, "frames", report_path, note)
-
-
-def _run_on_ray(
-    planned: list[tuple[Path, Path]],
-    engine: EngineOptions,
-    config: VideoJobConfig,
-    cluster: RayOptions,
-    segment_seconds: float,
-    on_result: Callable[[FileResult], None],
-) -> dict[str, Any] | None:
-    from restore.cluster import ClusterError, connected
-    from restore.cluster.video import run
-    from restore.startup import StartupProblem
-
-    try:
-        with connected(cluster) as ray:
-            return run(planned, engine, config, cluster, ray, on_result, segment_seconds)
-    except (ClusterError, StartupProblem) as e:
-        raise StartupError(str(e)) from e

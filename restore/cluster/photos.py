@@ -13,36 +13,28 @@ see at the same path (shared storage on a multi-machine cluster).
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import Any
 
 from restore import photos
-from restore.cluster import RayOptions, worker_count, worker_threads
-from restore.cluster.pool import WorkerPool
-from restore.jobs import FileResult, Status, lock_path_for, remove_stale_temps, temp_path_for
+from restore.cluster import RayOptions
+from restore.cluster.pool import ColorizerWorker, WorkerPool
+from restore.jobs import FileResult, Status, remove_partial
 from restore.repair import PhotoRepairer
-from restore.startup import EngineOptions, load_colorizer
+from restore.startup import EngineOptions
 
 #: Files per call to a worker: the local engine's generator batch, so a worker's batches
 #: are as full as locally.
 FILES_PER_CALL = 4
 
 
-class PhotoWorker:
+class PhotoWorker(ColorizerWorker):
     """One Ray actor: a loaded colorizer that colorizes the files it is sent."""
 
     def __init__(self, engine: EngineOptions, config: photos.PhotosConfig) -> None:
-        self.colorizer = load_colorizer(engine)
+        super().__init__(engine)
         self.config = config
         self.repairer = PhotoRepairer(config.repair) if config.repair is not None else None
-
-    def ready(self) -> tuple[int, dict[str, Any] | None]:
-        """(this worker's process id, the weights' identity) once the model is loaded."""
-        info = self.colorizer.info
-        return os.getpid(), info.identity if info else None
 
     def run(self, tasks: list[photos.PhotoTask]) -> list[FileResult]:
         """Colorize ``tasks`` (as the local engine does); one result per task."""
@@ -85,9 +77,7 @@ def run(
     chunks = [runnable[i : i + FILES_PER_CALL] for i in range(0, len(runnable), FILES_PER_CALL)]
     if not chunks:
         return None
-    count = min(worker_count(ray, options), len(chunks))
-    args = (replace(engine, threads=worker_threads(options)), config)
-    pool = WorkerPool(ray, worker_class, args, count, options)
+    pool = WorkerPool.for_job(ray, worker_class, engine, config, options, len(chunks))
     try:
         for outcome in pool.map(chunks, "run", lambda chunk: (chunk,), _remove_partials):
             if outcome.error is not None:
@@ -103,10 +93,7 @@ def run(
 
 
 def _remove_partials(chunk: list[photos.PhotoTask], pid: int) -> None:
-    """Delete what a dead worker (process ``pid``) left half-written for ``chunk``: its
-    temporary files, and claim lock files no live process holds."""
+    """Delete what a dead worker (process ``pid``) left half-written for ``chunk``."""
     for t in chunk:
         if t.output is not None:
-            with contextlib.suppress(FileNotFoundError):
-                temp_path_for(t.output, pid).unlink()
-            remove_stale_temps([lock_path_for(t.output)])
+            remove_partial(t.output, pid)

@@ -8,13 +8,25 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
-from restore.cluster import ClusterError, RayOptions
-from restore.startup import StartupProblem
+from restore.cluster import ClusterError, RayOptions, worker_count, worker_threads
+from restore.startup import EngineOptions, StartupProblem, load_colorizer
 
 U = TypeVar("U")
+
+
+class ColorizerWorker:
+    """Base of the Ray actors: the colorizer loaded once per worker process."""
+
+    def __init__(self, engine: EngineOptions) -> None:
+        self.colorizer = load_colorizer(engine)
+
+    def ready(self) -> tuple[int, dict[str, Any] | None]:
+        """(this worker's process id, the weights' identity) once the model is loaded."""
+        info = self.colorizer.info
+        return os.getpid(), info.identity if info else None
 
 
 @dataclass
@@ -50,6 +62,22 @@ class WorkerPool:
         self.info: Any = None
         self.replacements = count * (options.retries + 1)
         self._start(count)
+
+    @classmethod
+    def for_job(
+        cls,
+        ray: Any,
+        worker_class: type,
+        engine: EngineOptions,
+        config: Any,
+        options: RayOptions,
+        units: int,
+    ) -> WorkerPool:
+        """Workers for ``units`` calls: as many as the cluster holds, no more than the
+        calls, each running ``options.cpus_per_worker`` threads."""
+        count = min(worker_count(ray, options), units)
+        args = (replace(engine, threads=worker_threads(options)), config)
+        return cls(ray, worker_class, args, count, options)
 
     def map(
         self,

@@ -18,18 +18,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import av
 
-from restore.cluster import RayOptions, worker_count, worker_threads
-from restore.cluster.pool import WorkerPool
+from restore.cluster import RayOptions
+from restore.cluster.pool import ColorizerWorker, WorkerPool
 from restore.errors import RestoreError
 from restore.jobs import (
     Claim,
@@ -38,11 +37,11 @@ from restore.jobs import (
     atomic_output,
     claim_work,
     is_temp,
+    remove_partial,
     remove_stale_temps,
-    temp_path_for,
     temps_of,
 )
-from restore.startup import EngineOptions, load_colorizer
+from restore.startup import EngineOptions
 from restore.video.job import VideoJobConfig, film_stages
 from restore.video.join import join_segments
 from restore.video.pipeline import VideoResult, Window, colorize_video
@@ -53,16 +52,12 @@ SEGMENT_SECONDS = 60.0
 PLAN_FILE = "plan.json"
 
 
-class VideoWorker:
+class VideoWorker(ColorizerWorker):
     """One Ray actor: a loaded colorizer that colorizes the windows it is sent."""
 
     def __init__(self, engine: EngineOptions, config: VideoJobConfig) -> None:
-        self.colorizer = load_colorizer(engine)
+        super().__init__(engine)
         self.config = config
-
-    def ready(self) -> tuple[int, dict[str, Any] | None]:
-        info = self.colorizer.info
-        return os.getpid(), info.identity if info else None
 
     def segment(self, src: Path, dst: Path, window: Window) -> VideoResult | str:
         """Colorize ``window`` of ``src`` into ``dst`` (atomically); the error text if not."""
@@ -140,15 +135,13 @@ def run(
             units += [(film, i) for i in missing]
         if not units:
             return None
-        count = min(worker_count(ray, options), len(units))
-        args = (replace(engine, threads=worker_threads(options)), config)
-        pool = WorkerPool(ray, worker_class, args, count, options)
+        pool = WorkerPool.for_job(ray, worker_class, engine, config, options, len(units))
         try:
             outcomes = pool.map(
                 units,
                 "segment",
                 lambda u: (u[0].src, u[0].segment_path(u[1]), u[0].windows[u[1]]),
-                lambda u, pid: _remove_partial(u[0].segment_path(u[1]), pid),
+                lambda u, pid: remove_partial(u[0].segment_path(u[1]), pid),
             )
             for outcome in outcomes:
                 film, i = outcome.unit
@@ -235,15 +228,10 @@ def _save_summary(film: _Film, i: int) -> None:
         tmp.write_text(json.dumps(film.done[i]))
 
 
-def _remove_partial(segment: Path, pid: int) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        temp_path_for(segment, pid).unlink()
-
-
 def _finish(film: _Film, config: VideoJobConfig, on_result: Callable[[FileResult], None]) -> None:
     """Join a film whose segments are all done, or report why it failed."""
-    seconds = time.monotonic() - film.started
     if film.error is not None:
+        seconds = time.monotonic() - film.started
         film.claim.release(tidy=True)
         on_result(FileResult(film.src, None, Status.FAILED, error=film.error, seconds=seconds))
         return
@@ -255,6 +243,7 @@ def _finish(film: _Film, config: VideoJobConfig, on_result: Callable[[FileResult
             )
     except (RestoreError, av.FFmpegError, OSError) as e:
         film.claim.release(tidy=True)
+        seconds = time.monotonic() - film.started
         on_result(FileResult(film.src, None, Status.FAILED, error=str(e), seconds=seconds))
         return
     film.claim.release()
