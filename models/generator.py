@@ -126,7 +126,7 @@ def _join(x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
     not, and a mixed-dtype cat promotes the result to fp32; and a 1-channel skip makes cat
     return NCHW, which the channels_last convolution then transposes back (a 33-channel
     strided copy). So join in x's dtype, and, when no gradient is needed (inference),
-    into an output allocated in x's memory format (48 -> 15 ms for that cat).
+    into an output allocated in x's memory format (about 3x faster for that cat).
     """
     skip = skip.to(x.dtype)
     if torch.is_grad_enabled() or not x.is_contiguous(memory_format=torch.channels_last):

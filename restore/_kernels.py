@@ -5,8 +5,8 @@ them in (matrices, tables): nothing here defines a colour space. The kernels are
 numba-compiled (cached on disk after the first call), release the GIL so pipeline
 threads run them in parallel, and work row by row on float32 structure-of-arrays
 buffers so that the arithmetic vectorises. One pass per pixel replaces the dozen
-full-image passes of an OpenCV/numpy formulation (measured at 12 MP: 126 ms -> ~50 ms
-for the merge including the ab upsampling; see benchmarks).
+full-image passes of an OpenCV/numpy formulation (about 2.5x faster at 12 MP:
+benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations

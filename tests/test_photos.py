@@ -18,6 +18,7 @@ from restore import color, jobs, photos
 from restore.engine import Colorizer, EngineConfig
 from restore.errors import OutputPathError
 from restore.jobs import TEMP_MARK, FileResult, Status
+from restore.plan import Task, remove_stale_temps
 from tests.conftest import synthetic_photo
 
 
@@ -53,9 +54,7 @@ def colorizer(tiny_weights: Path) -> Colorizer:
     return Colorizer.from_weights(tiny_weights, config)
 
 
-def run_all(
-    tasks: tuple[photos.PhotoTask, ...], colorizer: Colorizer, **kw: object
-) -> list[FileResult]:
+def run_all(tasks: tuple[Task, ...], colorizer: Colorizer, **kw: object) -> list[FileResult]:
     results: list[FileResult] = []
     photos.run(tasks, colorizer, photos.PhotosConfig(**kw), results.append)  # type: ignore[arg-type]
     return results
@@ -294,7 +293,7 @@ def test_kill_9_mid_write_then_rerun_completes(tmp_path: Path, tiny_weights: Pat
     assert len([f for f in out_root.rglob("*") if f.is_file() and TEMP_MARK not in f.name]) == 1
 
     p = photos.plan([tmp_path / "in"])
-    assert photos.remove_stale_temps(p) == 2  # its owner is dead
+    assert remove_stale_temps(p) == 2  # its owner is dead
     config = EngineConfig(device="cpu", precision="fp32", render_size=64, batch_size=2)
     results = run_all(p.tasks, Colorizer.from_weights(tiny_weights, config))
     assert [r.status for r in results].count(Status.SKIPPED) == 1
@@ -310,7 +309,7 @@ def test_temporaries_of_a_live_run_are_left_alone(tmp_path: Path) -> None:
     dead = out / f".e{TEMP_MARK}-999999999.bmp"
     live.write_bytes(b"x")
     dead.write_bytes(b"x")
-    assert photos.remove_stale_temps(photos.plan([tmp_path / "in"])) == 1
+    assert remove_stale_temps(photos.plan([tmp_path / "in"])) == 1
     assert live.exists() and not dead.exists()
 
 
@@ -377,7 +376,7 @@ def test_an_output_claimed_by_another_live_job_is_skipped(
     other = jobs.claim(p.tasks[0].output)  # as an overlapping cron run would hold it
     assert other is not None
     assert jobs.claim(p.tasks[0].output) is None
-    assert photos.remove_stale_temps(p) == 0  # a held claim is not stale
+    assert remove_stale_temps(p) == 0  # a held claim is not stale
     results = {r.input: r for r in run_all(p.tasks, colorizer)}
     first = results[p.tasks[0].input]
     assert first.status is Status.SKIPPED and first.reason == jobs.BUSY

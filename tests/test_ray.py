@@ -22,10 +22,11 @@ from restore.cluster import RayOptions
 from restore.cluster import photos as cluster_photos
 from restore.cluster import video as cluster_video
 from restore.jobs import FileResult, Status, claim, temp_path_for
+from restore.plan import Task
 from restore.startup import EngineOptions
 from restore.video import EncodeConfig, VideoResult
+from restore.video.items import Window
 from restore.video.job import VideoJobConfig
-from restore.video.pipeline import Window
 from restore.video.segments import plan_segments
 from tests.conftest import synthetic_photo
 from tests.media import Audio, Clip, frame_times, packets, video_frames, write_clip
@@ -109,7 +110,7 @@ class DiesOnce(cluster_photos.PhotoWorker):
 
     marker: Path
 
-    def run(self, tasks: list[photos.PhotoTask]) -> list[FileResult]:
+    def run(self, tasks: list[Task]) -> list[FileResult]:
         try:
             fd = os.open(self.marker, os.O_CREAT | os.O_EXCL)
         except FileExistsError:
@@ -268,7 +269,7 @@ def test_an_interrupted_film_reuses_its_finished_segments(
     def attempt(fail_on: int | None) -> list[FileResult]:
         worker = type("Worker", (CountsSegments,), {"log": log, "fail_on": fail_on})
         results: list[FileResult] = []
-        cluster_video.run([(film, dst)], engine, config, options, ray, results.append,
+        cluster_video.run([Task(film, dst)], engine, config, options, ray, results.append,
                           segment_seconds=1.0, worker_class=worker)  # fmt: skip
         return results
 
@@ -325,7 +326,7 @@ def test_a_killed_video_worker_is_replaced_and_the_film_completes(
     worker = type("Worker", (DiesOnFirstSegment,), {"marker": tmp_path / "died"})
     results: list[FileResult] = []
     cluster_video.run(
-        [(film, dst)],
+        [Task(film, dst)],
         engine,
         VideoJobConfig(encode=EncodeConfig(preset="ultrafast")),
         RayOptions(workers=2, cpus_per_worker=1),

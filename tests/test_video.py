@@ -18,8 +18,7 @@ from restore.cli import main
 from restore.engine import Colorizer, EngineConfig, render_shape
 from restore.errors import OutputPathError, UnsupportedMedia
 from restore.jobs import TEMP_MARK
-from restore.video import Batch, EncodeConfig, colorize_video, plan_outputs
-from restore.video.files import list_videos
+from restore.video import Batch, EncodeConfig, colorize_video, plan
 from tests.media import Audio, Clip, frame_times, packets, video_frames, write_clip
 
 FAST = ["--render-size", "64", "--batch-size", "4", "--device", "cpu", "--preset", "ultrafast",
@@ -216,8 +215,8 @@ def test_unreadable_file_fails_and_the_rest_goes_on(tmp_path: Path, tiny_weights
     files = {Path(f["input"]).name: f for f in json.loads(report.read_text())["files"]}
     assert files["broken.mp4"]["status"] == "failed" and files["broken.mp4"]["error"]
     assert files["good.mp4"]["status"] == "done"
-    assert (folder / "good_restored.mp4").is_file()
-    assert not (folder / "broken_restored.mp4").exists()
+    assert (tmp_path / "reels_restored" / "good.mp4").is_file()
+    assert not (tmp_path / "reels_restored" / "broken.mp4").exists()
 
 
 def test_library_raises_unsupported_media_for_a_non_video(
@@ -272,7 +271,7 @@ def test_rerun_skips_finished_outputs_unless_overwrite(tmp_path: Path, tiny_weig
     code, _ = run_cli(src, "--weights", tiny_weights, "--overwrite", "--report", report, *FAST)
     assert code == 0 and json.loads(report.read_text())["totals"]["done"] == 1
     # the folder walk does not take our own output for an input
-    assert list_videos(tmp_path) == [src]
+    assert [t.input for t in plan([tmp_path]).tasks] == [src]
 
 
 def test_audio_the_container_cannot_hold_is_reencoded_not_dropped(
@@ -389,34 +388,67 @@ def test_unknown_codec_is_a_usage_error(tmp_path: Path, tiny_weights: Path) -> N
     assert code == 2 and "nosuchcodec" in out
 
 
-def test_plan_outputs(tmp_path: Path) -> None:
+def pairs(paths: list[Path], output: Path | None = None) -> list[tuple[Path, Path | None]]:
+    return [(t.input, t.output) for t in plan(paths, output).tasks]
+
+
+def test_films_are_planned_by_the_photo_rules(tmp_path: Path) -> None:
     films = tmp_path / "films"
     (films / "day1").mkdir(parents=True)
     for name in ("day1/a.mp4", "b.mkv", "b_restored.mkv", ".hidden.mp4", "notes.txt"):
         (films / name).write_bytes(b"x")
     (films / f".c{TEMP_MARK}-1.mp4").write_bytes(b"x")
 
-    assert plan_outputs([films], None) == [
-        (films / "b.mkv", films / "b_restored.mkv"),
-        (films / "day1/a.mp4", films / "day1/a_restored.mp4"),
+    # a folder is mirrored beside itself: an archive folder is only read
+    mirror = (tmp_path / "films_restored").resolve()
+    assert pairs([films]) == [
+        (films / "b.mkv", mirror / "b.mkv"),
+        (films / "day1/a.mp4", mirror / "day1/a.mp4"),
+    ]
+    assert [(t.input.name, t.skip is not None) for t in plan([films]).passed_over] == [
+        ("notes.txt", True)
     ]
     out = tmp_path / "colour"
-    assert plan_outputs([films], out) == [
+    assert pairs([films], out) == [
         (films / "b.mkv", out / "b.mkv"),
         (films / "day1/a.mp4", out / "day1/a.mp4"),
     ]
-    assert plan_outputs([films / "b.mkv"], out / "x.mov") == [(films / "b.mkv", out / "x.mov")]
+    assert pairs([films / "b.mkv"]) == [(films / "b.mkv", films / "b_restored.mkv")]
+    assert pairs([films / "b.mkv"], out / "x.mov") == [(films / "b.mkv", out / "x.mov")]
     with pytest.raises(OutputPathError):
-        plan_outputs([films], out / "x.mp4")  # one file name for a folder of films
+        plan([films], out / "x.mp4")  # one file name for a folder of films
     with pytest.raises(OutputPathError):
-        plan_outputs([films / "b.mkv"], films / "b.mkv")  # would overwrite the input
+        plan([films], films)  # the input folder itself
+    # an output that would overwrite an input fails that film only
+    (problem,) = [t.problem for t in plan([films / "b.mkv"], films / "b.mkv").tasks]
+    assert problem is not None and "overwrite an input" in problem
+    # two films that would write the same output: the second is failed, not lost
+    (tmp_path / "more").mkdir()
+    (tmp_path / "more" / "b.mkv").write_bytes(b"x")
+    tasks = plan([films, tmp_path / "more"], out).tasks
+    assert [t.problem is not None for t in tasks] == [False, False, True]
     # an output folder inside the input folder is not walked on the next run
     (films / "colour").mkdir()
     (films / "colour" / "b.mkv").write_bytes(b"x")
-    assert [s for s, _ in plan_outputs([films], films / "colour")] == [
+    assert [s for s, _ in pairs([films], films / "colour")] == [
         films / "b.mkv",
         films / "day1/a.mp4",
     ]
+
+
+def test_a_film_planned_to_fail_is_reported_and_the_others_done(
+    tmp_path: Path, tiny_weights: Path
+) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    write_clip(tmp_path / "a" / "x.mp4", Clip(frames=2))
+    write_clip(tmp_path / "b" / "x.mp4", Clip(frames=2))
+    report = tmp_path / "r.json"
+    code, _ = run_cli(tmp_path / "a", tmp_path / "b", "-o", tmp_path / "out", "--weights",
+                      tiny_weights, "--report", report, *FAST)  # fmt: skip
+    totals = json.loads(report.read_text())["totals"]
+    assert code == 1 and totals["done"] == 1 and totals["failed"] == 1
+    assert (tmp_path / "out" / "x.mp4").is_file()
 
 
 def test_parallel_generator_calls_keep_frames_and_order(

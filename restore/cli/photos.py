@@ -89,6 +89,7 @@ def photos(
     from restore.errors import OutputPathError
     from restore.imagefiles import FORMATS
     from restore.jobs import FileResult, JobReport, Status
+    from restore.plan import remove_stale_temps
 
     _setup_logging(verbose)
     if no_colorize and not repair:
@@ -129,7 +130,7 @@ def photos(
             "images", len(planned.tasks) + len(planned.passed_over), stream=stream
         ) as progress,
     ):
-        removed = job.remove_stale_temps(planned)
+        removed = remove_stale_temps(planned)
         if removed:
             progress.message(f"removed {removed} unfinished file(s) left by an interrupted run")
 
@@ -152,6 +153,6 @@ def photos(
                     lambda ray: run_photos(planned.tasks, engine, config, cluster, ray, on_result),
                 )
         except KeyboardInterrupt:
-            left = len(planned.tasks) - len(report.results)
+            left = len(planned.tasks) + len(planned.passed_over) - len(report.results)
             note = f"interrupted: {left} image(s) not done; run the same command again to finish."
     finish(ctx, report, "images", report_path, note)

@@ -44,8 +44,9 @@ def _check_codec(ctx: click.Context, param: click.Parameter, value: str | None) 
 @main.command()
 @job_options(
     "frames",
-    output_help="Output folder (files keep their names; folders are mirrored), or with one input file "
-    "the output file. Default: <name>_restored.<ext> beside each input, same container.",
+    output_help="Folder for the outputs, mirroring the input tree (default: <folder>_restored beside "
+    "each folder, <name>_restored.<ext> beside each file; same container). With one file, may "
+    "name the file.",
 )
 @click.option(
     "--codec",
@@ -182,8 +183,9 @@ def video(
     """
     from restore.cli.ui import JobProgress
     from restore.errors import OutputPathError
-    from restore.jobs import JobReport
-    from restore.video import EncodeConfig, plan_outputs
+    from restore.jobs import FileResult, JobReport, Status
+    from restore.plan import remove_stale_temps
+    from restore.video import EncodeConfig, plan
     from restore.video.deflicker import DeflickerConfig
     from restore.video.dirt import DirtConfig
     from restore.video.files import VIDEO_SUFFIXES
@@ -196,10 +198,10 @@ def video(
             "--no-colorize only makes sense with --repair, --deflicker or --remove-dirt"
         )
     try:
-        planned = plan_outputs(list(paths), output)
+        planned = plan(list(paths), output)
     except OutputPathError as e:
         raise StartupError(str(e)) from e
-    if not planned:
+    if not planned.tasks:
         click.echo(f"No videos found (looked for {' '.join(sorted(VIDEO_SUFFIXES))}).")
         ctx.exit(0)
 
@@ -222,27 +224,35 @@ def video(
     note = None
     with (
         job_session(quiet) as stream,
-        JobProgress("frames", len(planned), stream=stream) as progress,
+        JobProgress(
+            "frames", len(planned.tasks) + len(planned.passed_over), stream=stream
+        ) as progress,
     ):
+        removed = remove_stale_temps(planned)
+        if removed:
+            progress.message(f"removed {removed} unfinished file(s) left by an interrupted run")
 
         def on_result(result: FileResult) -> None:
             report.add(result)
             progress.end_file(result)
 
+        for task in planned.passed_over:
+            on_result(FileResult(task.input, None, Status.SKIPPED, reason=task.skip))
+
         try:
             if cluster is None:
-                run(planned, colorizer, config, on_result, progress)
+                run(planned.tasks, colorizer, config, on_result, progress)
             else:
                 from restore.cluster.video import run as run_films
 
                 report.weights = run_on_ray(
                     cluster,
                     lambda ray: run_films(
-                        planned, engine, config, cluster, ray, on_result, ray_segment_seconds
+                        planned.tasks, engine, config, cluster, ray, on_result, ray_segment_seconds
                     ),
                 )
         except KeyboardInterrupt:
-            left = len(planned) - len(report.results)
+            left = len(planned.tasks) + len(planned.passed_over) - len(report.results)
             note = (
                 f"interrupted: nothing was written under a final name for the {left} "
                 "film(s) not done. Run the same command again to finish"

@@ -20,6 +20,7 @@ from restore import photos
 from restore.cluster import RayOptions
 from restore.cluster.pool import ColorizerWorker, WorkerPool
 from restore.jobs import FileResult, Status, remove_partial
+from restore.plan import Task
 from restore.repair import PhotoRepairer
 from restore.startup import EngineOptions
 
@@ -36,7 +37,7 @@ class PhotoWorker(ColorizerWorker):
         self.config = config
         self.repairer = PhotoRepairer(config.repair) if config.repair is not None else None
 
-    def run(self, tasks: list[photos.PhotoTask]) -> list[FileResult]:
+    def run(self, tasks: list[Task]) -> list[FileResult]:
         """Colorize ``tasks`` (as the local engine does); one result per task."""
         results: list[FileResult] = []
         marking = photos.MARKING if self.config.colorize else photos.REPAIR_MARKING
@@ -45,7 +46,7 @@ class PhotoWorker(ColorizerWorker):
 
 
 def run(
-    tasks: Sequence[photos.PhotoTask],
+    tasks: Sequence[Task],
     engine: EngineOptions,
     config: photos.PhotosConfig,
     options: RayOptions,
@@ -92,7 +93,7 @@ def run(
     return identity
 
 
-def _remove_partials(chunk: list[photos.PhotoTask], pid: int) -> None:
+def _remove_partials(chunk: list[Task], pid: int) -> None:
     """Delete what a dead worker (process ``pid``) left half-written for ``chunk``."""
     for t in chunk:
         if t.output is not None:

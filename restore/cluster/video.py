@@ -41,10 +41,12 @@ from restore.jobs import (
     remove_stale_temps,
     temps_of,
 )
+from restore.plan import Task
 from restore.startup import EngineOptions
+from restore.video.items import VideoResult, Window
 from restore.video.job import VideoJobConfig, film_stages
 from restore.video.join import join_segments
-from restore.video.pipeline import VideoResult, Window, colorize_video
+from restore.video.pipeline import colorize_video
 from restore.video.segments import plan_segments
 
 #: Default segment length: long enough that the warm-up (about 2 s) costs a few per cent.
@@ -101,7 +103,7 @@ def segment_folder(dst: Path) -> Path:
 
 
 def run(
-    planned: Sequence[tuple[Path, Path]],
+    tasks: Sequence[Task],
     engine: EngineOptions,
     config: VideoJobConfig,
     options: RayOptions,
@@ -110,7 +112,7 @@ def run(
     segment_seconds: float = SEGMENT_SECONDS,
     worker_class: type[VideoWorker] = VideoWorker,
 ) -> dict[str, Any] | None:
-    """Colorize every (input, output) pair on the workers of the joined cluster ``ray``;
+    """Colorize every planned film on the workers of the joined cluster ``ray``;
     ``on_result`` is called once per film, on this thread, when it is joined or has failed.
 
     Returns:
@@ -123,8 +125,11 @@ def run(
     films: list[_Film] = []
     units: list[tuple[_Film, int]] = []
     try:
-        for src, dst in planned:
-            film = _prepare(src, dst, config, segment_seconds, on_result)
+        for task in tasks:
+            if task.problem is not None or task.output is None:
+                on_result(FileResult(task.input, None, Status.FAILED, error=task.problem))
+                continue
+            film = _prepare(task.input, task.output, config, segment_seconds, on_result)
             if film is None:
                 continue
             missing = [i for i in range(len(film.windows)) if i not in film.done]

@@ -1,7 +1,8 @@
 """Video colorization: streaming PyAV pipeline that keeps timestamps and every other stream."""
 
-from restore.video.files import VIDEO_SUFFIXES, list_videos, plan_outputs
-from restore.video.pipeline import Batch, FrameItem, TemporalStage, VideoResult, colorize_video
+from restore.video.files import VIDEO_SUFFIXES, plan
+from restore.video.items import Batch, FrameItem, TemporalStage, VideoResult
+from restore.video.pipeline import colorize_video
 from restore.video.streams import EncodeConfig, StreamNote
 from restore.video.temporal import ColourStabilizer, StabilizeConfig, stabilizer
 
@@ -16,7 +17,6 @@ __all__ = [
     "TemporalStage",
     "VideoResult",
     "colorize_video",
-    "list_videos",
-    "plan_outputs",
+    "plan",
     "stabilizer",
 ]

@@ -21,9 +21,11 @@ from restore.jobs import (
     remove_stale_temps,
     temps_of,
 )
+from restore.plan import Task
 from restore.video.deflicker import DeflickerConfig
 from restore.video.dirt import DirtConfig
-from restore.video.pipeline import FrameProgress, TemporalStage, colorize_video
+from restore.video.items import FrameProgress, TemporalStage
+from restore.video.pipeline import colorize_video
 from restore.video.streams import EncodeConfig
 from restore.video.temporal import StabilizeConfig, stabilizer
 
@@ -60,20 +62,23 @@ class FilmProgress(Protocol):
 
 
 def run(
-    planned: Sequence[tuple[Path, Path]],
+    tasks: Sequence[Task],
     colorizer: Colorizer,
     config: VideoJobConfig,
     on_result: Callable[[FileResult], None],
     progress: FilmProgress | None = None,
 ) -> None:
-    """Colorize every (input, output) pair, calling ``on_result`` once per film, in order.
+    """Colorize every planned film, calling ``on_result`` once per film, in order.
 
-    A failing film is reported and the run goes on. KeyboardInterrupt propagates once the
+    A film the plan failed (``problem``) is reported as failed without being read; a failing film is reported and the run goes on. KeyboardInterrupt propagates once the
     film in hand is cleaned up (its temporary file removed, its claim let go); the films
     reported before it are complete.
     """
-    for src, dst in planned:
-        on_result(_one(src, dst, colorizer, config, progress))
+    for task in tasks:
+        if task.problem is not None or task.output is None:
+            on_result(FileResult(task.input, None, Status.FAILED, error=task.problem))
+        else:
+            on_result(_one(task.input, task.output, colorizer, config, progress))
 
 
 def _one(

@@ -13,7 +13,6 @@ film (``workers`` from the colorizer's EngineConfig).
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 import logging
 import queue
@@ -21,7 +20,6 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
@@ -40,12 +38,20 @@ from restore.runtime import release_free_memory
 from restore.video.deflicker import Deflicker, DeflickerConfig
 from restore.video.dirt import DirtConfig, DirtRemover
 from restore.video.frames import frame_lightness, rgb_to_frame
+from restore.video.items import (
+    Batch,
+    FrameItem,
+    FrameProgress,
+    TemporalStage,
+    VideoResult,
+    Window,
+)
+from restore.video.probe import expected_frames, pick_video, stream_span
 from restore.video.streams import (
     NO_PTS_FORMATS,
     EncodeConfig,
     OutputLayout,
     Route,
-    StreamNote,
     apply_display_matrix,
     open_output,
 )
@@ -64,45 +70,8 @@ RELEASE_EVERY = 100
 REORDER_WINDOW = 8
 
 
-@dataclass
-class FrameItem:
-    """One input frame on its way through the pipeline."""
-
-    # The decoded input frame, kept for the first frame only (its side data, the display
-    # matrix, configures the output stream); later frames let go of their decoder buffer
-    # as soon as their L is computed.
-    frame: av.VideoFrame | None
-    pts: int  # output pts in the input stream's time base (the input's, made strictly increasing)
-    duration: int  # in the same time base; 0 if unknown
-    lightness: np.ndarray  # (H, W) float32 L in [0, 100], full resolution
-    # (h, w, 2) float32 ab at the generator's render size, set by the colorize stage; the
-    # writer upsamples it while merging with the full-resolution L.
-    ab: np.ndarray | None = None
-    # (h, w) float32 L at render size, what the generator saw; set with ``ab`` (the temporal
-    # stage compares it between frames).
-    small: np.ndarray | None = None
-
-
 #: A generator call in flight: (L, ab) at render size per frame (Colorizer.render).
 _Job = Future[tuple[list[np.ndarray], list[np.ndarray]]]
-
-#: A non-video stream's payload in demux order: a packet to copy, an audio frame to re-encode,
-#: or None to flush that stream's encoder.
-Passenger = tuple[Route, "av.Packet | av.AudioFrame | None"]
-
-
-@dataclass
-class Batch:
-    """Up to ``batch_size`` consecutive frames plus the other streams' packets demuxed with them."""
-
-    items: list[FrameItem] = field(default_factory=list)
-    passengers: list[Passenger] = field(default_factory=list)
-
-
-#: A stage between colorize and encode (e.g. flicker reduction). It receives the colorized
-#: batches in order and must yield every batch, in order, with ``ab`` set (it may hold a few
-#: back to look ahead, and replace ``ab``).
-TemporalStage = Callable[[Iterator[Batch]], Iterator[Batch]]
 
 
 class _Repair(Protocol):
@@ -118,54 +87,6 @@ class _Repair(Protocol):
 
 def _lightness(item: FrameItem) -> np.ndarray:
     return item.lightness
-
-
-class FrameProgress(Protocol):
-    """Progress callbacks, called from the caller's thread."""
-
-    def start(self, total_frames: int | None) -> None: ...
-
-    def advance(self, frames: int) -> None: ...
-
-
-@dataclass(frozen=True)
-class Window:
-    """A stretch of a film colorized on its own (one segment of the Ray engine).
-
-    Decoding starts at the keyframe at or before ``seek``; frames before ``start`` warm the
-    repair and temporal stages up and are not written, nor are the ``lookahead`` frames
-    decoded past ``end`` for the stages that look ahead. Only the video is written.
-    """
-
-    start: int | None  # first pts written (input stream time base); None: the film's start
-    end: int | None  # first pts not written; None: the film's end
-    seek: int | None = None  # where decoding starts; None: the film's start
-    lookahead: int = 16  # more than any stage looks ahead (deflicker radius, dirt's one frame)
-
-    def keeps(self, pts: int) -> bool:
-        return (self.start is None or pts >= self.start) and (self.end is None or pts < self.end)
-
-
-@dataclass
-class VideoResult:
-    """What :func:`colorize_video` wrote."""
-
-    frames: int
-    duration: float | None  # seconds of video written
-    size: tuple[int, int]  # (width, height) encoded
-    streams: list[StreamNote]
-    warnings: list[str]
-    repairs: dict[str, dict[str, float | int]] = field(default_factory=dict)  # per stage run
-
-    def report(self) -> dict[str, Any]:
-        """Per-file fields for the job report."""
-        fields: dict[str, Any] = {
-            "frames": self.frames,
-            "duration": round(self.duration, 6) if self.duration is not None else None,
-            "size": list(self.size),
-            "streams": [n.to_dict() for n in self.streams],
-        }
-        return {**fields, **self.repairs}
 
 
 def colorize_video(
@@ -225,7 +146,7 @@ def colorize_video(
         run = _Run(inp, video_in, layout, colorizer, stage, queue_depth, deflicker, dirt, window)
         run.colorize = colorize
         if progress is not None:
-            progress.start(_expected_frames(inp, video_in))
+            progress.start(expected_frames(inp, video_in))
         ok = False
         try:
             run.execute(progress)
@@ -247,47 +168,6 @@ def colorize_video(
         warnings,
         {name: r.stats.to_dict() for name, r in run.repairs},
     )
-
-
-def pick_video(inp: InputContainer, src: Path) -> VideoStream:
-    cover = av.stream.Disposition.attached_pic
-    for s in inp.streams.video:
-        if not s.disposition & cover and s.codec_context is not None:
-            return s
-    raise UnsupportedMedia(f"{src.name} has no video stream")
-
-
-def _seconds(ticks: int | None, time_base: Fraction | None) -> float | None:
-    return float(ticks * time_base) if ticks is not None and time_base else None
-
-
-def stream_span(inp: InputContainer, s: VideoStream) -> tuple[float | None, float | None]:
-    """(start, end) of the video stream in seconds, from the best source the file offers."""
-    start = _seconds(s.start_time, s.time_base)
-    dur = _seconds(s.duration, s.time_base)
-    if dur is None:  # Matroska keeps per-stream durations as a tag
-        tag = next((v for k, v in s.metadata.items() if k.upper() == "DURATION"), None)
-        if tag:
-            with contextlib.suppress(ValueError):
-                h, m, sec = tag.split(":")
-                dur = int(h) * 3600 + int(m) * 60 + float(sec)
-    if dur is None and inp.duration:
-        dur = inp.duration / av.time_base
-        if start is None and inp.start_time is not None:
-            start = inp.start_time / av.time_base
-    if dur is None:
-        return start, None
-    return start, (start or 0.0) + dur
-
-
-def _expected_frames(inp: InputContainer, s: VideoStream) -> int | None:
-    if s.frames:
-        return s.frames
-    start, end = stream_span(inp, s)
-    rate = s.average_rate or s.guessed_rate
-    if end is None or not rate:
-        return None
-    return max(1, round((end - (start or 0.0)) * float(rate)))
 
 
 class _Stopped(Exception):

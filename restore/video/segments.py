@@ -9,7 +9,8 @@ from pathlib import Path
 import av
 
 from restore.errors import UnsupportedMedia
-from restore.video.pipeline import Window, pick_video, stream_span
+from restore.video.items import Window
+from restore.video.probe import pick_video, stream_span
 from restore.video.streams import NO_PTS_FORMATS
 
 #: Frames each segment decodes before its first written frame: the temporal stabiliser's

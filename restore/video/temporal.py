@@ -14,7 +14,7 @@ and moving content is smoothed too while still content is not resampled. The sta
 of one frame at render size) is reset at the first frame, at scene cuts and when the render
 size changes.
 
-:func:`stabilizer` wraps it as a :data:`restore.video.pipeline.TemporalStage`.
+:func:`stabilizer` wraps it as a :data:`restore.video.items.TemporalStage`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from restore.buffers import ArrayPool
-from restore.video.pipeline import Batch, TemporalStage
+from restore.video.items import Batch, TemporalStage
 
 log = logging.getLogger(__name__)
 
