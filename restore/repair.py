@@ -2,6 +2,8 @@
 
     L (full size) -> detector at a reduced size -> defect mask, upsampled and widened
     -> masked pixels filled from their surroundings (OpenCV's Telea inpainting)
+    -> grain reduced by wavelet shrinkage, as strongly as the grain measured in flat areas
+       (if asked for)
     -> faded black and white points stretched back, conservatively
 
 The detector (:class:`restore.models.DefectNet`) was trained on photos with the synthetic
@@ -44,6 +46,10 @@ class RepairConfig:
     threshold: float = 0.5  # defect probability above which a pixel is filled
     widen: int = 1  # pixels the full-size mask grows by (the blurred rim of a speck)
     radius: int = 3  # inpainting neighbourhood, full-size pixels
+    # Grain reduction strength (0: off; 1: follows the grain measured). Off by default: the
+    # measure cannot yet tell fine texture from grain in small pictures (benchmarks/RESULTS.md).
+    denoise: float = 0.0
+    noise_floor: float = 1.0  # grain below this (L units) is left alone: a clean scan
     tone: bool = True  # stretch a faded tone back
     threads: int = 0  # torch threads for the detector (0: leave as set)
 
@@ -56,10 +62,14 @@ class RepairStats:
     black: float  # L the darkest tones were moved from (0.1 % quantile) ...
     white: float  # ... and the brightest (99.9 %); equal to the targets if left alone
     gain: float  # tone stretch applied (1: none)
+    noise: float = 0.0  # grain measured in flat areas, standard deviation in L units
+    denoised: bool = False  # whether grain reduction ran
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "filled": round(self.filled, 6),
+            "noise": round(self.noise, 2),
+            "denoised": self.denoised,
             "black": round(self.black, 2),
             "white": round(self.white, 2),
             "gain": round(self.gain, 4),
@@ -112,6 +122,7 @@ class PhotoRepairer:
             (H, W) float32 L in [0, 100], and the stats.
         """
         mask = self.defect_mask(lightness)
+        noise = noise_level(lightness)  # before filling: filled areas would look grain-free
         out = lightness
         if mask.any():
             out = cv2.inpaint(
@@ -120,12 +131,65 @@ class PhotoRepairer:
                 self.config.radius,
                 cv2.INPAINT_TELEA,
             )
+        denoised = self.config.denoise > 0 and noise >= self.config.noise_floor
+        if denoised:
+            out = reduce_grain(out, GRAIN_FACTOR * self.config.denoise * noise)
         black, white, gain = 0.0, 100.0, 1.0
         if self.config.tone:
             out, black, white, gain = stretch_tone(out)
         return np.clip(out, 0.0, 100.0, out=None), RepairStats(
-            float(mask.mean()), black, white, gain
+            float(mask.mean()), black, white, gain, noise, denoised
         )
+
+
+#: Shrinkage threshold, times the grain measured, at strength 1: clumped grain reaches below
+#: the finest wavelet band, where the measured level alone shrinks too little.
+GRAIN_FACTOR = 1.5
+#: Window (pixels) over which the local spread of lightness is measured, and the share of the
+#: flattest windows whose spread is taken for the grain: skies, walls and backdrops.
+NOISE_WINDOW, NOISE_QUANTILE = 16, 10.0
+
+
+def noise_level(lightness: np.ndarray) -> float:
+    """Grain of a picture: the standard deviation of L in its flattest areas (L units).
+
+    The usual estimate from the finest wavelet band (Donoho's) misses film grain clumped
+    over a few pixels; the spread within small windows sees it, and its low quantile
+    leaves out the windows that hold edges and texture.
+
+    Args:
+        lightness: (H, W) float32 L in [0, 100].
+    """
+    x = np.asarray(lightness, np.float32)
+    w = NOISE_WINDOW
+    if min(x.shape) < 4 * w:
+        return 0.0
+    mean = cv2.blur(x, (w, w))
+    spread = cv2.blur(x * x, (w, w)) - mean * mean
+    sample = spread[w : -w : w // 2, w : -w : w // 2]  # windows overlapping by half
+    return float(np.sqrt(max(float(np.percentile(sample, NOISE_QUANTILE)), 0.0)))
+
+
+def reduce_grain(lightness: np.ndarray, sigma: float) -> np.ndarray:
+    """Grain of standard deviation ``sigma`` (L units) shrunk away by wavelet
+    thresholding (BayesShrink, soft), which keeps edges.
+
+    Args:
+        lightness: (H, W) float32 L in [0, 100].
+    Returns:
+        (H, W) float32 L.
+    """
+    from skimage.restoration import denoise_wavelet
+
+    out = denoise_wavelet(
+        np.asarray(lightness, np.float32) / 100.0,
+        sigma=sigma / 100.0,
+        wavelet="db2",
+        mode="soft",
+        method="BayesShrink",
+        rescale_sigma=True,
+    )
+    return (np.asarray(out, np.float32) * 100.0).astype(np.float32, copy=False)
 
 
 #: Tone targets: the darkest and brightest 0.1 % of a print's pixels are moved at most to

@@ -14,7 +14,14 @@ from PIL import Image
 
 from restore import color
 from restore.cli import main
-from restore.repair import MAX_GAIN, WHITE_TARGET, PhotoRepairer, stretch_tone
+from restore.repair import (
+    MAX_GAIN,
+    WHITE_TARGET,
+    PhotoRepairer,
+    RepairConfig,
+    noise_level,
+    stretch_tone,
+)
 from tests.conftest import synthetic_photo
 
 
@@ -66,6 +73,40 @@ def test_a_clean_picture_passes_nearly_unchanged(repairer: PhotoRepairer) -> Non
     repaired, stats = repairer.repair(clean)
     assert psnr(repaired, clean) >= 34.0
     assert stats.filled < 0.01
+
+
+def grainy(lightness: np.ndarray, sigma: float, clump: float = 0.0, seed: int = 1) -> np.ndarray:
+    """Gaussian grain of standard deviation ``sigma`` (L units), clumped by a blur."""
+    noise = np.random.default_rng(seed).standard_normal(lightness.shape).astype(np.float32)
+    if clump:
+        noise = cv2.GaussianBlur(noise, (0, 0), clump)
+        noise /= noise.std()
+    return np.clip(lightness + sigma * noise, 0, 100).astype(np.float32)
+
+
+@pytest.mark.parametrize("clump", [0.0, 1.0])
+def test_grain_is_measured_in_flat_areas(clump: float) -> None:
+    clean = clean_lightness(384, 512)
+    assert noise_level(clean) < 0.5
+    for sigma in (2.0, 5.0):
+        assert noise_level(grainy(clean, sigma, clump)) == pytest.approx(sigma, rel=0.3)
+
+
+def test_grain_is_reduced_as_strongly_as_asked(repairer: PhotoRepairer) -> None:
+    clean = clean_lightness(384, 512)
+    noisy = grainy(clean, 5.0, clump=0.8)
+    denoiser = PhotoRepairer(RepairConfig(denoise=1.0))
+    repaired, stats = denoiser.repair(noisy)
+    assert stats.denoised and stats.noise == pytest.approx(5.0, rel=0.3)
+    assert psnr(repaired, clean) >= psnr(noisy, clean) + 3.0
+    harder, _ = PhotoRepairer(RepairConfig(denoise=2.0)).repair(noisy)
+    assert float(np.std(harder - repaired)) > 0.1  # the strength is applied
+    kept, stats = repairer.repair(noisy)  # off by default; the grain is still measured
+    assert not stats.denoised and stats.noise > 3.0
+    assert psnr(kept, clean) < psnr(noisy, clean) + 0.5
+    # a clean scan's faint noise is left alone (below the floor)
+    _, stats = denoiser.repair(grainy(clean, 0.3))
+    assert not stats.denoised
 
 
 def test_faded_tone_is_stretched_and_a_full_range_print_is_not() -> None:

@@ -44,8 +44,8 @@ DEFAULT_MAX_PIXELS = 200_000_000  # restore.imageio's default; not imported to k
     is_flag=True,
     help="Repair the print before colorizing it: dust specks, scratches and hairs found by a "
     "small network and filled from their surroundings; a faded tone stretched back "
-    "(conservatively). The report says per file what share of pixels was filled and the "
-    "tone stretch applied.",
+    "(conservatively); grain reduced with --repair-grain. The report says per file what "
+    "share of pixels was filled, the grain measured and the tone stretch applied.",
 )
 @click.option(
     "--repair-threshold",
@@ -54,6 +54,16 @@ DEFAULT_MAX_PIXELS = 200_000_000  # restore.imageio's default; not imported to k
     show_default=True,
     help="With --repair: the defect probability above which a pixel is filled (lower "
     "fills more, including some real detail).",
+)
+@click.option(
+    "--repair-grain",
+    type=click.FloatRange(0.0, 3.0),
+    default=0.0,  # RepairConfig.denoise
+    show_default=True,
+    help="With --repair: reduce film grain, as strongly as it is measured in each picture "
+    "times this (1 for grainy scans; 0 keeps the grain; 2 smooths harder and softens fine "
+    "detail). Pictures with less grain than a clean scan are left alone. Off by default: "
+    "in small pictures fine texture is taken for grain.",
 )
 @click.option(
     "--no-colorize",
@@ -73,6 +83,7 @@ def photos(
     max_pixels: int,
     repair: bool,
     repair_threshold: float,
+    repair_grain: float,
     no_colorize: bool,
     quiet: bool,
     verbose: bool,
@@ -108,7 +119,7 @@ def photos(
     config = job.PhotosConfig(
         overwrite=overwrite,
         max_pixels=max_pixels,
-        repair=RepairConfig(threshold=repair_threshold) if repair else None,
+        repair=RepairConfig(threshold=repair_threshold, denoise=repair_grain) if repair else None,
         colorize=not no_colorize,
     )
     repairer = None
