@@ -116,6 +116,16 @@ def _check_codec(ctx: click.Context, param: click.Parameter, value: str | None) 
     "takes their mean. Scratches that last several frames are not repaired yet.",
 )
 @click.option(
+    "--repair-grain",
+    type=click.FloatRange(0.0, 3.0),
+    default=0.0,  # DirtConfig.grain
+    show_default=True,
+    help="Reduce film grain (alone or with --repair): each pixel is averaged with the "
+    "neighbouring frames, aligned by optical flow, as far as they match it on the scale of "
+    "the grain measured between frames (moving things the flow missed keep their own "
+    "value). 1 is a good start; 0 keeps the grain. The report gives the grain measured.",
+)
+@click.option(
     "--deflicker",
     is_flag=True,
     help="Remove brightness flicker (old film): each frame's tone is matched to the average "
@@ -133,8 +143,8 @@ def _check_codec(ctx: click.Context, param: click.Parameter, value: str | None) 
 @click.option(
     "--no-colorize",
     is_flag=True,
-    help="With --repair, --deflicker or --remove-dirt: write the repaired film in black and "
-    "white, without colour (the generator is not run).",
+    help="With --repair, --deflicker, --remove-dirt or --repair-grain: write the repaired film "
+    "in black and white, without colour (the generator is not run).",
 )
 @click.option(
     "--ray-segment-seconds",
@@ -163,6 +173,7 @@ def video(
     stabilize_cut: float,
     repair: bool,
     remove_dirt: bool,
+    repair_grain: float,
     deflicker: bool,
     deflicker_radius: int,
     overwrite: bool,
@@ -193,9 +204,10 @@ def video(
     from restore.video.temporal import StabilizeConfig
 
     _setup_logging(verbose)
-    if no_colorize and not (repair or deflicker or remove_dirt):
+    if no_colorize and not (repair or deflicker or remove_dirt or repair_grain):
         raise click.UsageError(
-            "--no-colorize only makes sense with --repair, --deflicker or --remove-dirt"
+            "--no-colorize only makes sense with --repair, --deflicker, --remove-dirt or "
+            "--repair-grain"
         )
     try:
         planned = plan(list(paths), output)
@@ -217,7 +229,9 @@ def video(
         if stabilize
         else None,
         deflicker=DeflickerConfig(radius=deflicker_radius) if deflicker or repair else None,
-        dirt=DirtConfig() if remove_dirt or repair else None,
+        dirt=DirtConfig(remove_dirt=remove_dirt or repair, grain=repair_grain)
+        if remove_dirt or repair or repair_grain
+        else None,
         overwrite=overwrite,
         colorize=not no_colorize,
     )
