@@ -53,6 +53,7 @@ class Clip:
     levels: tuple[int, int] | None = None  # fixed gray levels (left half, right half) if set
     flicker: Sequence[float] = ()  # per-frame brightness gain (old film's flicker) if set
     specks: Sequence[tuple[int, int, int, int]] = ()  # (frame, y, x, side): black dirt squares
+    line: tuple[int, int] | None = None  # (x, width): a white line scratch down every frame
     gop: int | None = None  # frames between keyframes (libx264), if set
 
 
@@ -78,6 +79,10 @@ def _video_frame(clip: Clip, i: int) -> av.VideoFrame:
     for frame, y, x, side in clip.specks:
         if frame == i:
             g[y : y + side, x : x + side] = 0
+    if clip.line is not None:
+        g[:, clip.line[0] : clip.line[0] + clip.line[1]] = np.minimum(
+            255, g[:, clip.line[0] : clip.line[0] + clip.line[1]].astype(np.int32) + 60
+        ).astype(np.uint8)
     rgb = np.repeat(g[:, :, None], 3, axis=2)
     return av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=clip.pix_fmt)
 

@@ -106,14 +106,22 @@ def _check_codec(ctx: click.Context, param: click.Parameter, value: str | None) 
 @click.option(
     "--repair",
     is_flag=True,
-    help="Repair old film before colorizing it: --deflicker and --remove-dirt together.",
+    help="Repair old film before colorizing it: --deflicker, --remove-dirt and "
+    "--remove-scratches together.",
 )
 @click.option(
     "--remove-dirt",
     is_flag=True,
     help="Remove dust and dirt that sit on one frame only: a pixel that stands out of both "
     "neighbouring frames (aligned by optical flow) in the same direction, where those agree, "
-    "takes their mean. Scratches that last several frames are not repaired yet.",
+    "takes their mean (line scratches: --remove-scratches).",
+)
+@click.option(
+    "--remove-scratches",
+    is_flag=True,
+    help="Repair vertical line scratches: a thin bright or dark line that runs down the whole "
+    "frame, evenly, takes the value of the picture beside it. Wider or shorter vertical "
+    "things (poles, door frames) are left alone.",
 )
 @click.option(
     "--repair-grain",
@@ -143,8 +151,8 @@ def _check_codec(ctx: click.Context, param: click.Parameter, value: str | None) 
 @click.option(
     "--no-colorize",
     is_flag=True,
-    help="With --repair, --deflicker, --remove-dirt or --repair-grain: write the repaired film "
-    "in black and white, without colour (the generator is not run).",
+    help="With any repair option: write the repaired film in black and white, without colour "
+    "(the generator is not run).",
 )
 @click.option(
     "--ray-segment-seconds",
@@ -173,6 +181,7 @@ def video(
     stabilize_cut: float,
     repair: bool,
     remove_dirt: bool,
+    remove_scratches: bool,
     repair_grain: float,
     deflicker: bool,
     deflicker_radius: int,
@@ -201,13 +210,14 @@ def video(
     from restore.video.dirt import DirtConfig
     from restore.video.files import VIDEO_SUFFIXES
     from restore.video.job import VideoJobConfig, run
+    from restore.video.scratches import ScratchConfig
     from restore.video.temporal import StabilizeConfig
 
     _setup_logging(verbose)
-    if no_colorize and not (repair or deflicker or remove_dirt or repair_grain):
+    if no_colorize and not (repair or deflicker or remove_dirt or remove_scratches or repair_grain):
         raise click.UsageError(
-            "--no-colorize only makes sense with --repair, --deflicker, --remove-dirt or "
-            "--repair-grain"
+            "--no-colorize only makes sense with --repair, --deflicker, --remove-dirt, "
+            "--remove-scratches or --repair-grain"
         )
     try:
         planned = plan(list(paths), output)
@@ -229,8 +239,12 @@ def video(
         if stabilize
         else None,
         deflicker=DeflickerConfig(radius=deflicker_radius) if deflicker or repair else None,
-        dirt=DirtConfig(remove_dirt=remove_dirt or repair, grain=repair_grain)
-        if remove_dirt or repair or repair_grain
+        dirt=DirtConfig(
+            remove_dirt=remove_dirt or repair,
+            scratches=ScratchConfig() if remove_scratches or repair else None,
+            grain=repair_grain,
+        )
+        if remove_dirt or repair or repair_grain or remove_scratches
         else None,
         overwrite=overwrite,
         colorize=not no_colorize,

@@ -29,6 +29,7 @@ import numpy as np
 
 from restore import _kernels
 from restore.video.deflicker import correlation, thumbnail
+from restore.video.scratches import ScratchConfig, remove_line_scratches
 
 T = TypeVar("T")
 
@@ -50,6 +51,8 @@ class DirtConfig:
     # Correlation of neighbouring thumbnails below which they belong to another shot.
     cut: float = 0.5
     remove_dirt: bool = True
+    # Vertical line scratches, repaired on each frame before it serves as a neighbour.
+    scratches: ScratchConfig | None = None
     # Temporal grain reduction strength (0: off; 1: a neighbour differing by twice the
     # grain measured between the frames still counts about half).
     grain: float = 0.0
@@ -62,12 +65,17 @@ class DirtStats:
     frames: int = 0
     filled: float = 0.0  # mean share of each frame's pixels filled
     grain: float = 0.0  # mean grain measured between frames (L units), with grain reduction
+    scratched: int = 0  # frames with a line scratch repaired
+    scratch_columns: int = 0  # columns repaired, over all frames
     _measured: int = 0
 
     def to_dict(self) -> dict[str, float | int]:
         out: dict[str, float | int] = {"frames": self.frames, "filled": round(self.filled, 6)}
         if self._measured:
             out["grain"] = round(self.grain, 3)
+        if self.scratched:
+            out["scratched_frames"] = self.scratched
+            out["scratch_columns"] = self.scratch_columns
         return out
 
 
@@ -93,6 +101,10 @@ class DirtRemover(Generic[T]):
     def push(self, item: T) -> list[T]:
         """Add the next frame; returns the frame now cleaned, if any."""
         lightness = self.lightness_of(item)
+        if self.config.scratches is not None:
+            columns = remove_line_scratches(lightness, self.config.scratches)
+            self.stats.scratched += columns > 0
+            self.stats.scratch_columns += columns
         entry = (item, lightness.copy(), _reduced(lightness), thumbnail(lightness))
         out: list[T] = []
         if self._held is not None:
