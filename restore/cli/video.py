@@ -106,8 +106,8 @@ def _check_codec(ctx: click.Context, param: click.Parameter, value: str | None) 
 @click.option(
     "--repair",
     is_flag=True,
-    help="Repair old film before colorizing it: --deflicker, --remove-dirt and "
-    "--remove-scratches together.",
+    help="Repair old film before colorizing it: --deflicker, --remove-dirt, "
+    "--remove-scratches and --repair-grain 1 together.",
 )
 @click.option(
     "--remove-dirt",
@@ -126,12 +126,11 @@ def _check_codec(ctx: click.Context, param: click.Parameter, value: str | None) 
 @click.option(
     "--repair-grain",
     type=click.FloatRange(0.0, 3.0),
-    default=0.0,  # DirtConfig.grain
-    show_default=True,
-    help="Reduce film grain (alone or with --repair): each pixel is averaged with the "
-    "neighbouring frames, aligned by optical flow, as far as they match it on the scale of "
-    "the grain measured between frames (moving things the flow missed keep their own "
-    "value). 1 is a good start; 0 keeps the grain. The report gives the grain measured.",
+    default=None,  # DirtConfig.grain
+    help="Reduce film grain: each pixel is averaged with the neighbouring frames, aligned by "
+    "optical flow, as far as they match it on the scale of the grain measured between frames "
+    "(moving things the flow missed keep their own value). Strength: 1 with --repair, else 0 "
+    "(off); 2 smooths harder. The report gives the grain measured.",
 )
 @click.option(
     "--deflicker",
@@ -182,7 +181,7 @@ def video(
     repair: bool,
     remove_dirt: bool,
     remove_scratches: bool,
-    repair_grain: float,
+    repair_grain: float | None,
     deflicker: bool,
     deflicker_radius: int,
     overwrite: bool,
@@ -214,6 +213,8 @@ def video(
     from restore.video.temporal import StabilizeConfig
 
     _setup_logging(verbose)
+    if repair_grain is None:
+        repair_grain = 1.0 if repair else 0.0
     if no_colorize and not (repair or deflicker or remove_dirt or remove_scratches or repair_grain):
         raise click.UsageError(
             "--no-colorize only makes sense with --repair, --deflicker, --remove-dirt, "
