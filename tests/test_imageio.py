@@ -596,3 +596,48 @@ def test_a_format_writer_refusing_the_exif_gets_it_shrunk(
     notes = write_image(out, synthetic_photo(40, 56), None, replace(meta, exif=exif), MARK)
     assert refused and notes == ["EXIF maker note dropped (too large for the format)"]
     check_exif(out)
+
+
+def iptc_records(**fields: bytes) -> bytes:
+    """IPTC-IIM application records (record 2): caption 120, keywords 25, byline 80."""
+    numbers = {"caption": 120, "keyword": 25, "byline": 80}
+    return b"".join(
+        b"\x1c\x02" + bytes([numbers[k]]) + struct.pack(">H", len(v)) + v for k, v in fields.items()
+    )
+
+
+def jpeg_with_iptc(path: Path, iptc: bytes) -> Path:
+    """A gray JPEG whose APP13 holds a Photoshop resource block with a thumbnail resource
+    (0x040C, not to be carried) and the IPTC records."""
+    plain = save_with_pillow(path, gray()).read_bytes()
+    thumb = b"8BIM" + struct.pack(">HHI", 0x040C, 0, 4) + b"THMB"
+    pad = b"\0" if len(iptc) % 2 else b""
+    irb = (
+        b"Photoshop 3.0\0"
+        + thumb
+        + b"8BIM"
+        + struct.pack(">HHI", 0x0404, 0, len(iptc))
+        + iptc
+        + pad
+    )
+    path.write_bytes(plain[:2] + b"\xff\xed" + struct.pack(">H", len(irb) + 2) + irb + plain[2:])
+    return path
+
+
+def test_iptc_captions_and_keywords_are_carried_to_jpeg_and_tiff(tmp_path: Path) -> None:
+    from PIL import IptcImagePlugin
+
+    iptc = iptc_records(caption=b"Grandma, Brighton 1950", keyword=b"beach", byline=b"J. Doe")
+    src = jpeg_with_iptc(tmp_path / "in.jpg", iptc)
+    pic = read_image(src)
+    assert pic.metadata.iptc == iptc
+    for suffix in (".jpg", ".tif"):
+        out = tmp_path / f"out{suffix}"
+        write_image(out, synthetic_photo(pic.height, pic.width), None, pic.metadata, MARK)
+        with Image.open(out) as im:
+            info = IptcImagePlugin.getiptcinfo(im)
+            assert info is not None
+            assert info[(2, 120)] == b"Grandma, Brighton 1950" and info[(2, 25)] == b"beach"
+            if suffix == ".jpg":
+                assert set(im.info["photoshop"]) == {0x0404}  # the old thumbnail is not carried
+        assert read_image(out).metadata.iptc == iptc  # and read back from both formats

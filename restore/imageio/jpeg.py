@@ -63,6 +63,8 @@ def _write_jpeg(
     app0_end = 4 + struct.unpack(">H", data[4:6])[0]
     payload = _fit_exif(exif, _JPEG_SEGMENT_MAX, notes)
     segments = [_jpeg_segment(0xE1, payload)] if payload else []
+    if meta.iptc:
+        segments += _iptc_segments(meta.iptc, notes)
     if meta.xmp:
         segments += _xmp_segments(meta.xmp, meta.xmp_extended, notes)
     if meta.icc:
@@ -83,6 +85,17 @@ def _write_jpeg(
 
 def _jpeg_segment(marker: int, payload: bytes) -> bytes:
     return bytes([0xFF, marker]) + struct.pack(">H", len(payload) + 2) + payload
+
+
+def _iptc_segments(iptc: bytes, notes: list[str]) -> list[bytes]:
+    """APP13: a Photoshop image resource block holding only the IPTC records (resource
+    0x0404, empty name); the other resources (thumbnails of the old picture) are not carried."""
+    pad = b"\0" if len(iptc) % 2 else b""
+    payload = b"Photoshop 3.0\0" + b"8BIM" + struct.pack(">HHI", 0x0404, 0, len(iptc)) + iptc + pad
+    if len(payload) > _JPEG_SEGMENT_MAX:
+        notes.append("IPTC dropped (too large for the format)")
+        return []
+    return [_jpeg_segment(0xED, payload)]
 
 
 # -- Extended XMP (XMP specification part 3, 1.1.3.1): a packet over 64 KiB goes in

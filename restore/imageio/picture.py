@@ -31,6 +31,9 @@ class ImageMetadata:
     text: tuple[tuple[str, str], ...] = ()  # PNG tEXt/iTXt chunks
     lossless: bool = False  # WebP: the input was lossless
     xmp: bytes | None = None  # the XMP packet (captions, keywords, people), orientation reset
+    # IPTC-IIM records as stored (captions, keywords, credits of archive software that
+    # predates XMP); written to JPEG and TIFF outputs, which have a place for them
+    iptc: bytes | None = None
     # A JPEG's extended XMP (the part of a packet over 64 KiB, in its own segments), as read;
     # the standard packet above names it by its MD5 (xmpNote:HasExtendedXMP)
     xmp_extended: bytes | None = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+import struct
 import threading
 import warnings
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from typing import Any
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, TiffTags, UnidentifiedImageError
 
 from restore.errors import ImageTooLarge, UnsupportedMedia
 from restore.imageio.exif import _read_exif
@@ -71,6 +72,7 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
                 text=_png_text({**late, **im.info}) if fmt == "PNG" else (),
                 lossless=fmt == "WEBP" and _webp_is_lossless(data),
                 xmp=_upright_xmp(im.info.get("xmp") or late.get(_PNG_XMP_KEY)),
+                iptc=_iptc(im),
                 xmp_extended=_upright_xmp(_jpeg_extended_xmp(im)) if fmt == "JPEG" else None,
             )
         pixels: np.ndarray | None = None
@@ -201,6 +203,30 @@ def _split_alpha(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     if pixels.ndim == 3 and pixels.shape[2] == 2:  # gray + alpha
         return pixels[:, :, 0], pixels[:, :, 1]
     return pixels, None
+
+
+#: Photoshop image resource that holds the IPTC-IIM records (JPEG APP13), and the TIFF tag.
+IPTC_RESOURCE, IPTC_TIFF_TAG = 0x0404, 33723
+
+
+def _iptc(im: Image.Image) -> bytes | None:
+    """The IPTC-IIM records of a JPEG (Photoshop resource 0x0404, which Pillow parses out of
+    APP13) or a TIFF (tag 33723, bytes or a tuple of ints), if any."""
+    if im.format == "JPEG":
+        data = im.info.get("photoshop", {}).get(IPTC_RESOURCE)
+    elif im.format == "TIFF":
+        tags = getattr(im, "tag_v2", None)
+        data = None if tags is None else tags.get(IPTC_TIFF_TAG)
+        if isinstance(data, tuple) and tags is not None:  # Photoshop writes it as LONGs
+            if tags.tagtype.get(IPTC_TIFF_TAG) == TiffTags.LONG:
+                data = struct.pack(f"{tags._endian}{len(data)}I", *data)
+            else:
+                data = bytes(data)
+    else:
+        return None
+    if not isinstance(data, bytes) or not data.startswith(b"\x1c"):  # records start with 0x1C
+        return None
+    return data
 
 
 def _rgb_icc(icc: bytes | None) -> bytes | None:

@@ -63,10 +63,14 @@ def _write_tiff(
         structure[34675] = meta.icc
     if meta.xmp:
         structure[700] = meta.xmp
+    if meta.iptc:
+        structure[33723] = meta.iptc
     for tag, value in structure.items():
         ifd[tag] = value
     if meta.xmp:
         ifd.tagtype[700] = TiffTags.BYTE
+    if meta.iptc:
+        ifd.tagtype[33723] = TiffTags.UNDEFINED
     for tag in (273, 279, 278):
         ifd.tagtype[tag] = TiffTags.LONG
     head = b"II*\0" + struct.pack("<I", 8)
