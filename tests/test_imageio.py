@@ -641,3 +641,5 @@ def test_iptc_captions_and_keywords_are_carried_to_jpeg_and_tiff(tmp_path: Path)
             if suffix == ".jpg":
                 assert set(im.info["photoshop"]) == {0x0404}  # the old thumbnail is not carried
         assert read_image(out).metadata.iptc == iptc  # and read back from both formats
+    notes = write_image(tmp_path / "out.png", synthetic_photo(40, 56), None, pic.metadata, MARK)
+    assert any("IPTC" in n for n in notes)  # said, not silently lost

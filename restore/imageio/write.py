@@ -48,6 +48,8 @@ def write_image(
         if merged is None:
             notes.append("extended XMP dropped (could not be merged into the main packet)")
         meta = replace(meta, xmp=merged or meta.xmp, xmp_extended=None)
+    if meta.iptc and fmt not in ("JPEG", "TIFF"):
+        notes.append(f"IPTC records not carried ({fmt} has no place for them; XMP is carried)")
     if rgb.dtype == np.uint16 and fmt not in SIXTEEN_BIT_FORMATS:
         rgb = _to_8bit(rgb)
     if alpha is not None and alpha.dtype != rgb.dtype:
