@@ -13,6 +13,7 @@ spanning the range, so they pass nearly unchanged.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,10 @@ class RepairConfig:
     denoise: float = 0.0
     noise_floor: float = 1.0  # grain below this (L units) is left alone: a clean scan
     tone: bool = True  # stretch a faded tone back
-    threads: int = 0  # torch threads for the detector (0: leave as set)
+    threads: int = 0  # CPU threads for the detector (0: torch as set, OpenVINO all cores)
+    # "openvino" (the CPU runtime the generator uses; about 3x faster here) or "torch"; torch
+    # is used where OpenVINO is not installed.
+    runtime: str = "openvino"
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,16 @@ class PhotoRepairer:
         self.config = config
         self.model, self.info = load_detector(config.weights or default_detector())
         self.multiple = self.model.config.multiple
+        self._ov: Any = None
+        if config.runtime == "openvino":
+            from restore import ov_runner
+
+            if ov_runner.available():
+                threads = config.threads or os.cpu_count() or 1
+                self._ov = ov_runner.OpenVINORunner(
+                    self.model, torch.float32, streams=2, threads=threads
+                )
+                self.multiple = 32  # what its exported program takes
 
     def defect_mask(self, lightness: np.ndarray) -> np.ndarray:
         """(H, W) bool: pixels covered by dust, scratches or hairs.
@@ -103,7 +117,8 @@ class PhotoRepairer:
         padded = np.pad(small, ((0, ph), (0, pw)), mode="reflect") if ph or pw else small
         x = color.normalize_l(torch.from_numpy(np.ascontiguousarray(padded, np.float32)))
         with torch.no_grad():
-            prob = torch.sigmoid(self.model(x[None, None]))[0, 0, :sh, :sw].numpy()
+            logits = self.model(x[None, None]) if self._ov is None else self._ov(x[None, None])
+            prob = torch.sigmoid(logits)[0, 0, :sh, :sw].numpy()
         if scale != 1.0:
             prob = cv2.resize(prob, (w, h), interpolation=cv2.INTER_LINEAR)
         mask: np.ndarray = (prob > self.config.threshold).astype(np.uint8)

@@ -167,3 +167,11 @@ def test_repair_only_writes_black_and_white(tmp_path: Path, tiny_weights: Path) 
     assert np.abs(rgb[..., 1] - rgb[..., 2]).max() <= 2
     with Image.open(tmp_path / "out" / "a.jpg") as im:
         assert "repaired" in im.getexif().get(0x010E, "")  # ImageDescription says what it is
+
+
+def test_openvino_and_torch_detectors_agree(repairer: PhotoRepairer) -> None:
+    damaged, _ = scratched(clean_lightness())
+    eager = PhotoRepairer(RepairConfig(runtime="torch"))
+    assert repairer._ov is not None  # the default runs on OpenVINO where it is installed
+    a, b = repairer.defect_mask(damaged), eager.defect_mask(damaged)
+    assert (a != b).mean() < 1e-3  # only pixels at the threshold may differ
