@@ -167,6 +167,12 @@ def test_without_ray_the_ray_engine_says_how_to_install_it(
     assert "pip install 'restore[ray]'" in r.output
 
 
+def test_threads_with_the_ray_engine_is_a_usage_error(album: Path, tmp_path: Path) -> None:
+    r = invoke(album, "-o", tmp_path / "out", *ON_RAY, "--threads", "1")
+    assert r.exit_code == 2 and "--ray-cpus-per-worker" in r.output
+    assert not (tmp_path / "out").exists()  # refused before any work
+
+
 # -------------------------------------------------------------------------------- video
 
 VIDEO_FAST = ["--render-size", "64", "--batch-size", "4", "--device", "cpu", "--preset",

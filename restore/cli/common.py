@@ -228,6 +228,15 @@ def cluster_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
+def check_engine_options(engine: EngineOptions, cluster: RayOptions | None) -> None:
+    """Refuse options that the chosen engine would silently ignore (UsageError, exit 2)."""
+    if cluster is not None and engine.threads is not None:
+        raise click.UsageError(
+            "--threads does not apply with --engine ray: each worker runs as many threads as "
+            "--ray-cpus-per-worker reserves"
+        )
+
+
 def run_on_ray(cluster: RayOptions, job: Callable[[Any], Any]) -> Any:
     """``job(ray)`` on the cluster ``cluster`` names; a cluster or worker that cannot start
     is a StartupError (exit 2)."""

@@ -11,6 +11,7 @@ from restore.cli import _setup_logging, main
 from restore.cli.common import (
     EngineOptions,
     StartupError,
+    check_engine_options,
     cluster_options,
     finish,
     job_options,
@@ -103,6 +104,7 @@ def photos(
     from restore.plan import remove_stale_temps
 
     _setup_logging(verbose)
+    check_engine_options(engine, cluster)
     if no_colorize and not repair:
         raise click.UsageError("--no-colorize only makes sense with --repair")
     try:

@@ -11,6 +11,7 @@ from restore.cli import _setup_logging, main
 from restore.cli.common import (
     EngineOptions,
     StartupError,
+    check_engine_options,
     cluster_options,
     finish,
     job_options,
@@ -213,6 +214,7 @@ def video(
     from restore.video.temporal import StabilizeConfig
 
     _setup_logging(verbose)
+    check_engine_options(engine, cluster)
     if repair_grain is None:
         repair_grain = 1.0 if repair else 0.0
     if no_colorize and not (repair or deflicker or remove_dirt or remove_scratches or repair_grain):
