@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from restore.cli import main
@@ -59,10 +60,28 @@ def test_restore_video_remove_scratches_reports_and_keeps_timestamps(
     out = tmp_path / "reel_restored.mp4"
     assert frame_times(out) == frame_times(src)
     entry = json.loads(report.read_text())["files"][0]
-    assert entry["dirt"]["scratched_frames"] == 6
+    assert entry["dirt"]["scratched_frames"] == 6 and entry["dirt"]["frames"] == 6
     clean = write_clip(tmp_path / "clean.mp4", Clip(width=128, height=96, frames=6))
     truth = video_frames(clean, "gray")[3].astype(float)
     before, after = video_frames(src, "gray")[3], video_frames(out, "gray")[3]
     line = (slice(None), slice(60, 62))
     assert np.abs(before[line] - truth[line]).mean() > 30
     assert np.abs(after[line] - truth[line]).mean() < 6
+
+
+def test_scratches_alone_align_no_neighbours(monkeypatch: pytest.MonkeyPatch) -> None:
+    from restore.video import dirt
+
+    def no_flow(*args: object) -> None:
+        raise AssertionError("optical flow computed for scratch removal alone")
+
+    monkeypatch.setattr(dirt, "_reduced", no_flow)
+    frames = [scene() for _ in range(3)]
+    for f in frames:
+        f[:, 70:72] += 25
+    stage: dirt.DirtRemover[np.ndarray] = dirt.DirtRemover(
+        dirt.DirtConfig(remove_dirt=False, scratches=ScratchConfig()), lambda x: x
+    )
+    out = [done for f in frames for done in stage.push(f)] + stage.flush()
+    assert [id(f) for f in out] == [id(f) for f in frames]  # each handed on at once, in order
+    assert stage.stats.scratched == 3 and stage.stats.frames == 3

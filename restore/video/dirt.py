@@ -105,6 +105,9 @@ class DirtRemover(Generic[T]):
             columns = remove_line_scratches(lightness, self.config.scratches)
             self.stats.scratched += columns > 0
             self.stats.scratch_columns += columns
+        if not (self.config.remove_dirt or self.config.grain > 0):
+            self._count(0.0)  # scratches alone: no neighbours to align, nothing held back
+            return [item]
         entry = (item, lightness.copy(), _reduced(lightness), thumbnail(lightness))
         out: list[T] = []
         if self._held is not None:
