@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from restore.color import NORMALISATION
 from restore.errors import WeightsError
@@ -207,9 +209,8 @@ def load_generator(path: str | Path | None = None) -> tuple[UNetGenerator, Weigh
     path = Path(path) if path else default_weights()
     info, tensors = read_info(path)
     model = UNetGenerator(info.config)
-    tensors = {k: (v.float() if v.is_floating_point() else v) for k, v in tensors.items()}
     try:
-        model.load_state_dict(tensors, strict=True)
+        model.load_state_dict(_fp32(tensors), strict=True)
     except RuntimeError as e:
         raise WeightsError(
             f"{path}: tensors do not match the architecture in its metadata ({e})"
@@ -217,35 +218,66 @@ def load_generator(path: str | Path | None = None) -> tuple[UNetGenerator, Weigh
     return model.eval(), info
 
 
+def _fp32(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Floating tensors as fp32 (files store fp16), others unchanged."""
+    return {k: (v.float() if v.is_floating_point() else v) for k, v in tensors.items()}
+
+
+def _save_small(
+    model: DefectNet | PatchDiscriminator, path: str | Path, fmt: str, version: int, **meta: Any
+) -> Path:
+    """A model with a ``config.to_dict()`` as an fp16 file: format, version, its architecture
+    and ``meta`` (JSON-encoded unless already a string)."""
+    path = Path(path)
+    header = {
+        "format": fmt,
+        "format_version": str(version),
+        "architecture": json.dumps(model.config.to_dict()),
+        **{k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()},
+    }
+    _atomic_save(_half(model.state_dict()), header, path)
+    return path
+
+
+def _load_small(
+    path: str | Path,
+    fmt: str,
+    version: int,
+    what: str,
+    build: Callable[[dict[str, Any]], nn.Module],
+) -> tuple[nn.Module, dict[str, str]]:
+    """The model ``build`` makes from a :func:`_save_small` file's architecture, with its
+    tensors (fp32), and the file's metadata. ``what`` names the file kind in errors."""
+    path = Path(path)
+    tensors, meta = _read(path)
+    if meta.get("format") != fmt or meta.get("format_version") != str(version):
+        raise WeightsError(f"{path} is not a restore {what} file")
+    try:
+        model = build(json.loads(meta["architecture"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise WeightsError(f"{path}: damaged metadata ({e})") from e
+    try:
+        model.load_state_dict(_fp32(tensors))
+    except RuntimeError as e:
+        raise WeightsError(f"{path}: tensors do not match its architecture ({e})") from e
+    return model, meta
+
+
 def save_discriminator(model: PatchDiscriminator, path: str | Path, *, steps: int) -> Path:
     """Small fp16 discriminator file so training can continue from what is committed."""
-    path = Path(path)
-    tensors = _half(model.state_dict())
-    meta = {
-        "format": DISCRIMINATOR_FORMAT,
-        "format_version": str(DISCRIMINATOR_VERSION),
-        "architecture": json.dumps(model.config.to_dict()),
-        "steps": str(steps),
-    }
-    _atomic_save(tensors, meta, path)
-    return path
+    return _save_small(model, path, DISCRIMINATOR_FORMAT, DISCRIMINATOR_VERSION, steps=str(steps))
 
 
 def load_discriminator(path: str | Path) -> PatchDiscriminator:
     """Rebuild the PatchGAN from :func:`save_discriminator` output (fp32)."""
-    path = Path(path)
-    tensors, meta = _read(path)
-    if meta.get("format") != DISCRIMINATOR_FORMAT or meta.get("format_version") != str(
-        DISCRIMINATOR_VERSION
-    ):
-        raise WeightsError(f"{path} is not a restore discriminator file")
-    model = PatchDiscriminator(PatchDiscriminatorConfig(**json.loads(meta["architecture"])))
-    try:
-        model.load_state_dict(
-            {k: (v.float() if v.is_floating_point() else v) for k, v in tensors.items()}
-        )
-    except RuntimeError as e:
-        raise WeightsError(f"{path}: tensors do not match its architecture ({e})") from e
+
+    def build(arch: dict[str, Any]) -> nn.Module:
+        return PatchDiscriminator(PatchDiscriminatorConfig(**arch))
+
+    model, _ = _load_small(
+        path, DISCRIMINATOR_FORMAT, DISCRIMINATOR_VERSION, "discriminator", build
+    )
+    assert isinstance(model, PatchDiscriminator)
     return model
 
 
@@ -261,37 +293,28 @@ def save_detector(
     metrics: dict[str, Any] | None = None,
 ) -> Path:
     """Write the defect detector (fp16) with the metadata that rebuilds it."""
-    path = Path(path)
-    tensors = _half(model.state_dict())
-    meta = {
-        "format": DETECTOR_FORMAT,
-        "format_version": str(DETECTOR_VERSION),
-        "architecture": json.dumps(model.config.to_dict()),
-        "normalisation": json.dumps(NORMALISATION),
-        "training": json.dumps(training or {}),
-        "metrics": json.dumps(metrics or {}),
-    }
-    _atomic_save(tensors, meta, path)
-    return path
+    return _save_small(
+        model,
+        path,
+        DETECTOR_FORMAT,
+        DETECTOR_VERSION,
+        normalisation=NORMALISATION,
+        training=training or {},
+        metrics=metrics or {},
+    )
 
 
 def load_detector(path: str | Path) -> tuple[DefectNet, dict[str, Any]]:
     """Rebuild the defect detector from :func:`save_detector` output: (fp32 model in eval
     mode, its training and metrics metadata)."""
-    path = Path(path)
-    tensors, meta = _read(path)
-    if meta.get("format") != DETECTOR_FORMAT or meta.get("format_version") != str(DETECTOR_VERSION):
-        raise WeightsError(f"{path} is not a restore defect-detector file")
+
+    def build(arch: dict[str, Any]) -> nn.Module:
+        return DefectNet(DefectNetConfig.from_dict(arch))
+
+    model, meta = _load_small(path, DETECTOR_FORMAT, DETECTOR_VERSION, "defect-detector", build)
+    assert isinstance(model, DefectNet)
     try:
-        config = DefectNetConfig.from_dict(json.loads(meta["architecture"]))
         info = {k: json.loads(meta.get(k, "{}")) for k in ("training", "metrics")}
-    except (KeyError, TypeError, ValueError) as e:
+    except ValueError as e:
         raise WeightsError(f"{path}: damaged metadata ({e})") from e
-    model = DefectNet(config)
-    try:
-        model.load_state_dict(
-            {k: (v.float() if v.is_floating_point() else v) for k, v in tensors.items()}
-        )
-    except RuntimeError as e:
-        raise WeightsError(f"{path}: tensors do not match its architecture ({e})") from e
     return model.eval(), info

@@ -113,6 +113,22 @@ def test_discriminator_round_trip(tmp_path: Path) -> None:
         load_discriminator(save_generator(UNetGenerator(SLIM), tmp_path / "g.safetensors"))
 
 
+def test_defect_detector_round_trip(tmp_path: Path) -> None:
+    from restore.models import DefectNet, DefectNetConfig
+
+    from restore.weights import load_detector, save_detector
+
+    net = DefectNet(DefectNetConfig(channels=(4, 8))).eval()
+    path = save_detector(net, tmp_path / "det.safetensors", metrics={"f1": 0.5})
+    net2, info = load_detector(path)
+    assert net2.config == net.config and info["metrics"] == {"f1": 0.5}
+    x = torch.randn(1, 1, 32, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(net2(x), net(x), atol=2e-2, rtol=0)
+    with pytest.raises(WeightsError, match="defect-detector"):
+        load_detector(save_discriminator(PatchDiscriminator(), tmp_path / "d.safetensors", steps=1))
+
+
 def test_shipped_weights_load_and_describe_themselves() -> None:
     """The committed generator is found by default, rebuilds itself and records its training."""
     from restore.weights import default_weights
