@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -550,3 +552,20 @@ def test_a_film_another_live_job_is_writing_is_skipped(tmp_path: Path, tiny_weig
     other.release()
     code, _ = run_cli(src, "--weights", tiny_weights, *FAST)
     assert code == 0 and dst.exists()
+
+
+def test_a_dead_runs_partial_film_is_removed_and_the_film_made(
+    tmp_path: Path, tiny_weights: Path
+) -> None:
+    from restore.jobs import temp_path_for
+
+    src = write_clip(tmp_path / "a.mp4", Clip(frames=3))
+    dst = tmp_path / "a_restored.mp4"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid whose process has ended: what kill -9 leaves
+    partial = temp_path_for(dst, dead.pid)
+    partial.write_bytes(b"half a film")
+    code, out = run_cli(src, "--weights", tiny_weights, *FAST)
+    assert code == 0, out
+    assert not partial.exists() and dst.is_file()
+    assert "removed 1 unfinished" in out

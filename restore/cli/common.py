@@ -20,8 +20,11 @@ from restore.jobs import ExitCode, JobReport
 from restore.startup import CPU_BATCH_SIZE, GPU_BATCH_SIZE, EngineOptions
 
 if TYPE_CHECKING:  # the engine imports torch: only when a command needs it
+    from restore.cli.ui import JobProgress
     from restore.cluster import RayOptions
     from restore.engine import Colorizer
+    from restore.jobs import FileResult
+    from restore.plan import Plan
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 EXIT_INTERRUPTED = int(ExitCode.INTERRUPTED)
@@ -278,6 +281,27 @@ def job_session(quiet: bool) -> Iterator[TextIO]:
         signal.signal(signal.SIGTERM, previous)
         if quiet:
             stream.close()
+
+
+def begin_job(
+    planned: Plan, report: JobReport, progress: JobProgress
+) -> Callable[[FileResult], None]:
+    """Remove what a killed run left below the outputs, report the files passed over, and
+    return the per-file callback (into the report and the progress display)."""
+    from restore.jobs import FileResult, Status
+    from restore.plan import remove_stale_temps
+
+    removed = remove_stale_temps(planned)
+    if removed:
+        progress.message(f"removed {removed} unfinished file(s) left by an interrupted run")
+
+    def on_result(result: FileResult) -> None:
+        report.add(result)
+        progress.end_file(result)
+
+    for task in planned.passed_over:
+        on_result(FileResult(task.input, None, Status.SKIPPED, reason=task.skip))
+    return on_result
 
 
 def finish(

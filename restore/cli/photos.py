@@ -11,6 +11,7 @@ from restore.cli import _setup_logging, main
 from restore.cli.common import (
     EngineOptions,
     StartupError,
+    begin_job,
     check_engine_options,
     cluster_options,
     finish,
@@ -22,7 +23,6 @@ from restore.cli.common import (
 
 if TYPE_CHECKING:
     from restore.cluster import RayOptions
-    from restore.jobs import FileResult
 
 DEFAULT_MAX_PIXELS = 200_000_000  # restore.imageio's default; not imported to keep --help fast
 
@@ -100,8 +100,7 @@ def photos(
     from restore.cli.ui import JobProgress
     from restore.errors import OutputPathError
     from restore.imagefiles import FORMATS
-    from restore.jobs import FileResult, JobReport, Status
-    from restore.plan import remove_stale_temps
+    from restore.jobs import JobReport
 
     _setup_logging(verbose)
     check_engine_options(engine, cluster)
@@ -143,16 +142,7 @@ def photos(
             "images", len(planned.tasks) + len(planned.passed_over), stream=stream
         ) as progress,
     ):
-        removed = remove_stale_temps(planned)
-        if removed:
-            progress.message(f"removed {removed} unfinished file(s) left by an interrupted run")
-
-        def on_result(result: FileResult) -> None:
-            report.add(result)
-            progress.end_file(result)
-
-        for task in planned.passed_over:
-            on_result(FileResult(task.input, None, Status.SKIPPED, reason=task.skip))
+        on_result = begin_job(planned, report, progress)
 
         try:
             if cluster is None:

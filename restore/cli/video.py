@@ -11,6 +11,7 @@ from restore.cli import _setup_logging, main
 from restore.cli.common import (
     EngineOptions,
     StartupError,
+    begin_job,
     check_engine_options,
     cluster_options,
     finish,
@@ -22,7 +23,6 @@ from restore.cli.common import (
 
 if TYPE_CHECKING:
     from restore.cluster import RayOptions
-    from restore.jobs import FileResult
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
                 "slower", "veryslow", "placebo")  # fmt: skip
@@ -203,8 +203,7 @@ def video(
     """
     from restore.cli.ui import JobProgress
     from restore.errors import OutputPathError
-    from restore.jobs import FileResult, JobReport, Status
-    from restore.plan import remove_stale_temps
+    from restore.jobs import JobReport
     from restore.video import EncodeConfig, plan
     from restore.video.deflicker import DeflickerConfig
     from restore.video.dirt import DirtConfig
@@ -259,16 +258,7 @@ def video(
             "frames", len(planned.tasks) + len(planned.passed_over), stream=stream
         ) as progress,
     ):
-        removed = remove_stale_temps(planned)
-        if removed:
-            progress.message(f"removed {removed} unfinished file(s) left by an interrupted run")
-
-        def on_result(result: FileResult) -> None:
-            report.add(result)
-            progress.end_file(result)
-
-        for task in planned.passed_over:
-            on_result(FileResult(task.input, None, Status.SKIPPED, reason=task.skip))
+        on_result = begin_job(planned, report, progress)
 
         try:
             if cluster is None:

@@ -39,7 +39,6 @@ from restore.jobs import (
     is_temp,
     remove_partial,
     remove_stale_temps,
-    temps_of,
 )
 from restore.plan import Task
 from restore.startup import EngineOptions
@@ -182,7 +181,6 @@ def _prepare(
     if held is None:
         on_result(FileResult(src, dst, Status.SKIPPED, reason=skipped))
         return None
-    remove_stale_temps(temps_of(dst))
     try:
         windows = plan_segments(src, seconds)
     except RestoreError as e:

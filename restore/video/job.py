@@ -18,8 +18,6 @@ from restore.jobs import (
     Status,
     atomic_output,
     claim_work,
-    remove_stale_temps,
-    temps_of,
 )
 from restore.plan import Task
 from restore.video.deflicker import DeflickerConfig
@@ -91,10 +89,6 @@ def _one(
     held, skipped = claim_work(src, dst, config.overwrite)
     if held is None:
         return FileResult(src, dst, Status.SKIPPED, reason=skipped)
-    notes: list[str] = []
-    removed = remove_stale_temps(temps_of(dst))
-    if removed:
-        notes.append(f"removed {removed} unfinished file(s) left by an interrupted run")
     t0 = time.monotonic()
     try:
         stage, deflicker, dirt = film_stages(config)
@@ -115,7 +109,7 @@ def _one(
             dst,
             Status.DONE,
             seconds=time.monotonic() - t0,
-            warnings=notes + done.warnings,
+            warnings=done.warnings,
             extra=done.report(),
         )
     except (RestoreError, av.FFmpegError, OSError) as e:
