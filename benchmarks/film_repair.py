@@ -12,17 +12,16 @@ repair issue's measure: flicker left in costs), for the damaged input and the re
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from benchmarks.film_grain import grain, lightness_frames
+from benchmarks.film_grain import grain, lightness_frames, row, timed_repair
 from benchmarks.film_scratches import scratch
-from benchmarks.repair import fitted_psnr
 from restore.video.deflicker import Deflicker, DeflickerConfig
 from restore.video.dirt import DirtConfig, DirtRemover
+from restore.video.pipeline import Repair
 from restore.video.scratches import ScratchConfig
 
 
@@ -53,22 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     for n, clip in enumerate(a.clips):
         clean = lightness_frames(clip, a.frames)
         damaged = damage(clean, n)
-        stages = [
+        stages: list[Repair[np.ndarray]] = [
             Deflicker(DeflickerConfig(), lambda x: x),
             DirtRemover(DirtConfig(scratches=ScratchConfig(), grain=a.grain), lambda x: x),
         ]
-        items = [d.copy() for d in damaged]
-        t0 = time.perf_counter()
-        for stage in stages:
-            out = [done for it in items for done in stage.push(it)]
-            items = out + stage.flush()
-        ms = 1000 * (time.perf_counter() - t0) / len(clean)
-        ref = np.stack(clean)
-        before, after = fitted_psnr(np.stack(damaged), ref), fitted_psnr(np.stack(items), ref)
-        h, w = clean[0].shape
-        print(
-            f"| {clip.name} | {w}x{h} | {before:.2f} | {after:.2f} | {after - before:+.2f} | {ms:.0f} |"
-        )
+        repaired, ms = timed_repair(stages, damaged)
+        print(row(clip, clean, damaged, repaired, f"{ms:.0f}"))
     return 0
 
 

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.film_grain import lightness_frames
-from benchmarks.repair import fitted_psnr
+from benchmarks.film_grain import lightness_frames, row
 from restore.video.scratches import ScratchConfig, remove_line_scratches
 
 
@@ -58,13 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             remove_line_scratches(r, config)
         ms = 1000 * (time.perf_counter() - t0) / len(clean)
         touched = sum(remove_line_scratches(c.copy(), config) > 0 for c in clean)
-        ref = np.stack(clean)
-        before, after = fitted_psnr(np.stack(damaged), ref), fitted_psnr(np.stack(repaired), ref)
-        h, w = clean[0].shape
-        print(
-            f"| {clip.name} | {w}x{h} | {before:.2f} | {after:.2f} | {after - before:+.2f} | "
-            f"{touched}/{len(clean)} | {ms:.0f} |"
-        )
+        print(row(clip, clean, damaged, repaired, f"{touched}/{len(clean)}", f"{ms:.0f}"))
     return 0
 
 

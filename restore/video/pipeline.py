@@ -18,11 +18,11 @@ import logging
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import av
 import numpy as np
@@ -74,15 +74,18 @@ REORDER_WINDOW = 8
 _Job = Future[tuple[list[np.ndarray], list[np.ndarray]]]
 
 
-class _Repair(Protocol):
+T = TypeVar("T")
+
+
+class Repair(Protocol[T]):
     """A repair of the frames' lightness (restore.video.deflicker, restore.video.dirt)."""
 
     @property
     def stats(self) -> Any: ...
 
-    def push(self, item: FrameItem) -> list[FrameItem]: ...
+    def push(self, item: T) -> list[T]: ...
 
-    def flush(self) -> list[FrameItem]: ...
+    def flush(self) -> list[T]: ...
 
 
 def _lightness(item: FrameItem) -> np.ndarray:
@@ -170,6 +173,17 @@ def colorize_video(
     )
 
 
+def through_repairs(
+    repairs: Sequence[Repair[T]], items: list[T], flush: bool = False
+) -> list[T]:
+    """``items`` through each repair stage in turn (each may hold frames back); with
+    ``flush``, everything they hold too, at the end of the film."""
+    for repair in repairs:
+        out = [done for it in items for done in repair.push(it)]
+        items = out + repair.flush() if flush else out
+    return items
+
+
 class _Stopped(Exception):
     """A worker noticed the stop flag (another thread failed or the run was interrupted)."""
 
@@ -198,7 +212,7 @@ class _Run:
         self.past_end = 0  # frames decoded at or after window.end
         # Repairs of the lightness, in order; they run in the reader thread, which sees the
         # frames in display order.
-        self.repairs: list[tuple[str, _Repair]] = []
+        self.repairs: list[tuple[str, Repair[FrameItem]]] = []
         if deflicker is not None:
             self.repairs.append(("deflicker", Deflicker(deflicker, _lightness)))
         if dirt is not None:
@@ -422,10 +436,7 @@ class _Run:
     def _repaired(self, items: list[FrameItem], flush: bool = False) -> list[FrameItem]:
         """``items`` through the repair stages (each may hold frames back); with ``flush``,
         everything they hold, at the end of the film."""
-        for _, repair in self.repairs:
-            out = [done for it in items for done in repair.push(it)]
-            items = out + repair.flush() if flush else out
-        return items
+        return through_repairs([r for _, r in self.repairs], items, flush)
 
     def _decode_video(self, packet: av.Packet | None) -> list[av.VideoFrame]:
         try:
