@@ -173,9 +173,7 @@ def colorize_video(
     )
 
 
-def through_repairs(
-    repairs: Sequence[Repair[T]], items: list[T], flush: bool = False
-) -> list[T]:
+def through_repairs(repairs: Sequence[Repair[T]], items: list[T], flush: bool = False) -> list[T]:
     """``items`` through each repair stage in turn (each may hold frames back); with
     ``flush``, everything they hold too, at the end of the film."""
     for repair in repairs:
