@@ -15,12 +15,20 @@ The modules, each importing only those above it:
     exif     EXIF tags carried in, the output's EXIF, fitting it to a size limit
     xmp      XMP packet edits (orientation, size, merging an extension back)
     png      PNG text chunks and the PNG writer
-    jpeg     JPEG segments, the JPEG writer, extended XMP
+    jpeg     the JPEG writer, IPTC and extended XMP segments
     tiff     the TIFF writer
     webp     WebP (and BMP) through Pillow
     read     read_image: decode, orientation, alpha, pixel limit, warnings
     write    write_image: picks the format's writer
 Names with a leading underscore are private to this package.
+
+Pillow is the metadata library: it parses EXIF, XMP, ICC and IPTC, serialises EXIF and TIFF
+directories, and places the metadata in the JPEG and WebP files it encodes. Hand-written
+container code remains only where no maintained library does the job: 16-bit RGB PNG
+(Pillow cannot encode it, so OpenCV encodes every PNG and the chunks are inserted), TIFF
+strips (Pillow cannot encode 16-bit RGB TIFF), text chunks after a PNG's image data,
+JPEG IPTC, and extended XMP, which is kept (Lightroom keywords and face regions outgrow
+64 KiB; exiv2 and Pillow refuse such a packet in a JPEG).
 """
 
 from __future__ import annotations

@@ -1,18 +1,19 @@
-"""JPEG: the end-marker check, the writer (OpenCV encodes; EXIF, XMP, ICC and dpi are spliced
-into marker segments) and extended XMP (a packet over 64 KiB, in APP1 segments of its own)."""
+"""JPEG: the end-marker check, the writer (Pillow encodes and places EXIF, ICC, dpi and XMP;
+IPTC is added as a segment of its own) and extended XMP (a packet over 64 KiB, in APP1
+segments of its own: no maintained library writes it; exiv2 and Pillow refuse such a packet)."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 import struct
 from pathlib import Path
+from typing import Any
 
-import cv2
 import numpy as np
 from PIL import Image
 
-from restore.errors import UnsupportedMedia
 from restore.imageio.exif import _fit_exif
 from restore.imageio.picture import ImageMetadata
 from restore.imageio.xmp import _HAS_EXTENDED, _extension_guid
@@ -26,9 +27,12 @@ def _jpeg_is_complete(data: bytes) -> bool:
     return data.rstrip(b"\0\r\n ").endswith(_JPEG_EOI)
 
 
-# -- Writing: OpenCV encodes (no copy into Pillow's layout); EXIF, ICC and dpi are spliced in.
+# -- Writing: Pillow encodes (libjpeg-turbo, the same bytes as OpenCV's encoder) and places
+# EXIF, ICC, dpi and a standard XMP packet; it has no place for IPTC or extended XMP, so
+# those segments are inserted after the ones Pillow wrote.
 
 _JPEG_SEGMENT_MAX = 65533  # payload bytes of one marker segment
+_ICC_SEGMENTS_MAX = 255  # APP2 chunks are numbered in one byte
 _ICC_CHUNK = 65519  # ICC bytes per APP2 segment (after its 14-byte header)
 _XMP_JPEG_HEADER = b"http://ns.adobe.com/xap/1.0/\0"
 
@@ -41,46 +45,39 @@ def _write_jpeg(
     notes: list[str],
     subsample_chroma: bool,
 ) -> None:
-    sampling = (
-        cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420
-        if subsample_chroma
-        else cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444
-    )
-    ok, buf = cv2.imencode(
-        ".jpg",
-        cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
-        [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, sampling],
-    )
-    if not ok:
-        raise UnsupportedMedia("JPEG encoding failed")
-    data = bytearray(buf.tobytes())
-    # libjpeg starts with SOI and a JFIF APP0 segment; metadata segments follow it.
-    if data[2:4] != b"\xff\xe0" or data[6:11] != b"JFIF\0":
-        raise UnsupportedMedia("unexpected JPEG layout from the encoder")
-    if meta.dpi:
-        x, y = (min(65535, max(1, round(v))) for v in meta.dpi)
-        data[13:18] = struct.pack(">BHH", 1, x, y)  # units: dots per inch
-    app0_end = 4 + struct.unpack(">H", data[4:6])[0]
+    opts: dict[str, Any] = {"quality": JPEG_QUALITY, "subsampling": 2 if subsample_chroma else 0}
     payload = _fit_exif(exif, _JPEG_SEGMENT_MAX, notes)
-    segments = [_jpeg_segment(0xE1, payload)] if payload else []
-    if meta.iptc:
-        segments += _iptc_segments(meta.iptc, notes)
-    if meta.xmp:
-        segments += _xmp_segments(meta.xmp, meta.xmp_extended, notes)
+    if payload:
+        opts["exif"] = payload
+    if meta.dpi:
+        opts["dpi"] = tuple(min(65535, max(1, round(v))) for v in meta.dpi)
     if meta.icc:
-        chunks = [meta.icc[i : i + _ICC_CHUNK] for i in range(0, len(meta.icc), _ICC_CHUNK)]
-        if len(chunks) <= 255:
-            segments += [
-                _jpeg_segment(0xE2, b"ICC_PROFILE\0" + bytes([i + 1, len(chunks)]) + c)
-                for i, c in enumerate(chunks)
-            ]
+        if len(meta.icc) <= _ICC_SEGMENTS_MAX * _ICC_CHUNK:
+            opts["icc_profile"] = meta.icc
         else:
             notes.append("ICC profile dropped (too large for the format)")
+    segments = _iptc_segments(meta.iptc, notes) if meta.iptc else []
+    if meta.xmp:
+        xmp_segments = _xmp_segments(meta.xmp, meta.xmp_extended, notes)
+        opts["xmp"] = xmp_segments[0][4 + len(_XMP_JPEG_HEADER) :]
+        segments += xmp_segments[1:]
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb), "RGB").save(buf, "JPEG", **opts)
+    data = buf.getbuffer()
+    at = _after_app_segments(data)
     with path.open("wb") as f:
-        f.write(data[:app0_end])
+        f.write(data[:at])
         for seg in segments:
             f.write(seg)
-        f.write(data[app0_end:])
+        f.write(data[at:])
+
+
+def _after_app_segments(data: memoryview) -> int:
+    """Offset of the first segment after SOI and the APPn/COM segments that follow it."""
+    at = 2
+    while data[at] == 0xFF and (0xE0 <= data[at + 1] <= 0xEF or data[at + 1] == 0xFE):
+        at += 2 + struct.unpack(">H", data[at + 2 : at + 4])[0]
+    return at
 
 
 def _jpeg_segment(marker: int, payload: bytes) -> bytes:
