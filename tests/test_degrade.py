@@ -48,3 +48,17 @@ def test_no_effect_drawn_is_the_identity() -> None:
     out, mask = damage(lightness, np.random.default_rng(0), NOTHING)
     np.testing.assert_allclose(out, np.clip(lightness, 0, 100), atol=1e-5)
     assert not mask.any()
+
+
+def test_cracks_mark_only_the_pixels_they_visibly_change() -> None:
+    cracks = replace(NOTHING, p_cracks=1.0, cracks=(1, 1))
+    flat = np.full((96, 96), 50.0, np.float32)
+    changed = 0
+    for seed in range(8):
+        out, mask = damage(flat, np.random.default_rng(seed), cracks)
+        assert mask.any()
+        assert np.abs(out - flat)[mask].min() >= 4.0  # every marked pixel was changed
+        changed += int((np.abs(out - flat) >= 8.0).sum())
+        # nearly every clearly changed pixel is marked (the soft rim may not be)
+        assert (mask | (np.abs(out - flat) < 8.0)).mean() > 0.99
+    assert changed > 0

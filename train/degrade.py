@@ -40,7 +40,7 @@ class DamageConfig:
     # Off for the colorizer's augmentation (its runs resume with the same damage); the
     # defect detector trains with them.
     p_cracks: float = 0.0
-    cracks: tuple[int, int] = (1, 3)
+    cracks: tuple[int, int] = (1, 4)
 
 
 DEFAULT_DAMAGE = DamageConfig()
@@ -116,11 +116,21 @@ def _jpeg(x: np.ndarray, quality: int) -> np.ndarray:
     return decoded.astype(np.float32) / 2.55
 
 
-def _paint(x: np.ndarray, mask: np.ndarray, shape: np.ndarray, value: float) -> None:
-    """Blend ``value`` into ``x`` where ``shape`` (float coverage in [0, 1]) is set."""
+#: L units a defect must change a pixel by to count as damage to repair.
+MASK_CHANGE = 4.0
+
+
+def _paint(
+    x: np.ndarray, mask: np.ndarray, shape: np.ndarray, value: float, opacity: float = 1.0
+) -> None:
+    """Blend ``value`` into ``x`` where ``shape`` (float coverage in [0, 1]) is set, at most
+    ``opacity`` of the way; the pixels covered at least 0.3 and changed by at least
+    MASK_CHANGE join ``mask`` (a defect that matches its surroundings needs no repair)."""
     cover = shape > 0.05
-    x[cover] = x[cover] * (1.0 - shape[cover]) + value * shape[cover]
-    mask |= shape > 0.3
+    alpha = shape[cover] * opacity
+    change = alpha * (value - x[cover])
+    x[cover] += change
+    mask[cover] |= (shape[cover] > 0.3) & (np.abs(change) >= MASK_CHANGE)
 
 
 def _specks(x: np.ndarray, mask: np.ndarray, rng: np.random.Generator, c: DamageConfig) -> None:
@@ -165,14 +175,19 @@ def _cracks(x: np.ndarray, mask: np.ndarray, rng: np.random.Generator, c: Damage
                 rng.uniform(0, w),
                 rng.uniform(0, h),
                 rng.uniform(0, 2 * np.pi),
-                int(size * rng.uniform(0.2, 0.6)),
+                int(size * rng.uniform(0.2, 1.0)),
             )
         ]
         width = int(rng.integers(1, 4))
+        # crackle of the emulsion wanders; a fold or a break of the print runs straight
+        # across it with a few sharp kinks
+        wander, kinks = (0.2, 0.0) if rng.random() < 0.5 else (0.05, 0.04)
         while tips:
             px, py, heading, left = tips.pop()
             while left > 0:
-                heading += rng.normal(0, 0.2)  # jagged, unlike a scratch's smooth curve
+                heading += rng.normal(0, wander)  # jagged, unlike a scratch's smooth curve
+                if rng.random() < kinks:
+                    heading += rng.choice([-1, 1]) * rng.uniform(0.3, 0.8)
                 step = rng.uniform(2, 6)
                 nx, ny = px + step * np.cos(heading), py + step * np.sin(heading)
                 thick = max(1, width + int(rng.integers(-1, 2)))
@@ -185,4 +200,7 @@ def _cracks(x: np.ndarray, mask: np.ndarray, rng: np.random.Generator, c: Damage
                         (px, py, heading + rng.choice([-1, 1]) * rng.uniform(0.5, 1.2), left // 2)
                     )
         soft = cv2.GaussianBlur(layer, (0, 0), rng.uniform(0.3, 0.8))
-        _paint(x, mask, soft, rng.choice([rng.uniform(85, 100), rng.uniform(0, 15)]))
+        # Real cracks are seldom paper-white over everything: often grayish and partly
+        # see-through, so some stand out from their surroundings by only 10-20 L units.
+        value = rng.choice([rng.uniform(60, 100), rng.uniform(0, 30)])
+        _paint(x, mask, soft, value, opacity=rng.uniform(0.6, 1.0))
