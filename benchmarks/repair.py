@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--weights", type=Path, help="detector weights (default: shipped)")
     ap.add_argument("--threshold", type=float, default=RepairConfig.threshold)
     ap.add_argument("--detect-size", type=int, default=RepairConfig.detect_size)
-    ap.add_argument("--grain", type=float, default=0.0, help="--repair-grain strength")
+    ap.add_argument("--grain", type=float, default=RepairConfig.denoise, help="--repair-grain")
+    ap.add_argument("--grain-weights", type=Path, help="grain estimator (default: shipped)")
     ap.add_argument(
         "--upscale",
         type=float,
@@ -53,7 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     repairer = PhotoRepairer(
         RepairConfig(
-            weights=a.weights, threshold=a.threshold, detect_size=a.detect_size, denoise=a.grain
+            weights=a.weights,
+            grain_weights=a.grain_weights,
+            threshold=a.threshold,
+            detect_size=a.detect_size,
+            denoise=a.grain,
         )
     )
     rows = []

@@ -11,6 +11,7 @@ from .generator import (
     decode_classes,
     load_imagenet_encoder,
 )
+from .grain import GrainNet, GrainNetConfig
 
 __all__ = [
     "DefectNet",
@@ -18,6 +19,8 @@ __all__ = [
     "DEFAULT_TEMPERATURE",
     "annealed_mean",
     "decode_classes",
+    "GrainNet",
+    "GrainNetConfig",
     "SKIP_TABLE",
     "GeneratorConfig",
     "PatchDiscriminator",

@@ -2,8 +2,8 @@
 
     L (full size) -> detector at a reduced size -> defect mask, upsampled and widened
     -> masked pixels filled from their surroundings (OpenCV's Telea inpainting)
-    -> grain reduced by wavelet shrinkage, as strongly as the grain measured in flat areas
-       (if asked for)
+    -> grain averaged away (non-local means), as strongly as a small network
+       (:class:`restore.models.GrainNet`) reads it on patches of the picture
     -> faded black and white points stretched back, conservatively
 
 The detector (:class:`restore.models.DefectNet`) was trained on photos with the synthetic
@@ -23,19 +23,26 @@ import numpy as np
 import torch
 
 from restore import color
-from restore.weights import load_detector
+from restore.models import GrainNet
+from restore.weights import load_detector, load_grain_estimator
 
 SHIPPED_DETECTOR = "restore_defects.safetensors"
+SHIPPED_GRAIN = "restore_grain.safetensors"
 
 
-def default_detector() -> Path:
-    """The shipped defect detector (weights/, installed as restore._weights)."""
+def shipped(name: str) -> Path:
+    """A shipped weights file (weights/, installed as restore._weights)."""
     try:
         from importlib.resources import files
 
-        return Path(str(files("restore._weights").joinpath(SHIPPED_DETECTOR)))
+        return Path(str(files("restore._weights").joinpath(name)))
     except (ModuleNotFoundError, TypeError):
-        return Path(__file__).resolve().parent.parent / "weights" / SHIPPED_DETECTOR
+        return Path(__file__).resolve().parent.parent / "weights" / name
+
+
+def default_detector() -> Path:
+    """The shipped defect detector."""
+    return shipped(SHIPPED_DETECTOR)
 
 
 @dataclass(frozen=True)
@@ -43,13 +50,13 @@ class RepairConfig:
     """How photos are repaired. Built once by the CLI."""
 
     weights: Path | None = None  # None: the shipped detector
+    grain_weights: Path | None = None  # None: the shipped grain estimator
     detect_size: int = 1024  # long side the detector sees (defects of a few pixels there)
     threshold: float = 0.5  # defect probability above which a pixel is filled
     widen: int = 1  # pixels the full-size mask grows by (the blurred rim of a speck)
     radius: int = 3  # inpainting neighbourhood, full-size pixels
-    # Grain reduction strength (0: off; 1: follows the grain measured). Off by default: the
-    # measure cannot yet tell fine texture from grain in small pictures (benchmarks/RESULTS.md).
-    denoise: float = 0.0
+    # Grain reduction strength (0: off; 1: follows the grain read in the picture).
+    denoise: float = 1.0
     noise_floor: float = 1.0  # grain below this (L units) is left alone: a clean scan
     tone: bool = True  # stretch a faded tone back
     threads: int = 0  # CPU threads for the detector (0: torch as set, OpenVINO all cores)
@@ -86,6 +93,7 @@ class PhotoRepairer:
     def __init__(self, config: RepairConfig = RepairConfig()) -> None:
         self.config = config
         self.model, self.info = load_detector(config.weights or default_detector())
+        self.grain, _ = load_grain_estimator(config.grain_weights or shipped(SHIPPED_GRAIN))
         self.multiple = self.model.config.multiple
         self._ov: Any = None
         if config.runtime == "openvino":
@@ -137,7 +145,8 @@ class PhotoRepairer:
             (H, W) float32 L in [0, 100], and the stats.
         """
         mask = self.defect_mask(lightness)
-        noise = noise_level(lightness)  # before filling: filled areas would look grain-free
+        # read before filling: the filled pixels have no grain
+        noise = noise_level(lightness, self.grain)
         out = lightness
         if mask.any():
             out = cv2.inpaint(
@@ -148,7 +157,8 @@ class PhotoRepairer:
             )
         denoised = self.config.denoise > 0 and noise >= self.config.noise_floor
         if denoised:
-            out = reduce_grain(out, GRAIN_FACTOR * self.config.denoise * noise)
+            strength = min(GRAIN_FACTOR * noise, GRAIN_FILTER_MAX) * self.config.denoise
+            out = reduce_grain(out, strength)
         black, white, gain = 0.0, 100.0, 1.0
         if self.config.tone:
             out, black, white, gain = stretch_tone(out)
@@ -157,75 +167,65 @@ class PhotoRepairer:
         )
 
 
-#: Shrinkage threshold, times the grain measured, at strength 1: clumped grain reaches below
-#: the finest wavelet band, where the measured level alone shrinks too little.
-GRAIN_FACTOR = 1.5
-#: Window (pixels) over which the local spread of lightness is measured, and the share of the
-#: flattest windows whose spread is taken for the grain: skies, walls and backdrops.
-NOISE_WINDOW, NOISE_QUANTILE = 16, 10.0
+#: Filtering strength (non-local means' h), times the grain read, at strength 1 ...
+GRAIN_FACTOR = 1.3
+#: ... and at most this (L units): stronger filtering turns a very grainy print waxy, and
+#: some grain left reads better than faces smoothed flat.
+GRAIN_FILTER_MAX = 6.0
+#: Patches of a picture the grain estimator reads: an even grid of at most this many per
+#: side, so a 12 MP scan costs about as much as a 1 MP one.
+GRAIN_GRID = 8
+#: The picture's grain is this percentile of its patches' readings: grain covers the whole
+#: print, while a patch of dense texture may still read as a little grain.
+GRAIN_QUANTILE = 25.0
 
 
-def noise_level(lightness: np.ndarray) -> float:
-    """Grain of a picture: the standard deviation of L in its flattest areas (L units).
+def noise_level(lightness: np.ndarray, estimator: GrainNet) -> float:
+    """Grain of a picture: the root mean square of its grain or noise, in L units.
 
-    The usual estimate from the finest wavelet band (Donoho's) misses film grain clumped
-    over a few pixels; the spread within small windows sees it, and its low quantile
-    leaves out the windows that hold edges and texture.
+    Read by a small network trained to tell grain from the picture's own texture and edges
+    (``train/grain.py``) on patches spread over the picture; a clean picture reads near 0.
 
     Args:
         lightness: (H, W) float32 L in [0, 100].
+        estimator: the grain estimator (:func:`restore.weights.load_grain_estimator`).
     """
     x = np.asarray(lightness, np.float32)
-    w = NOISE_WINDOW
-    if min(x.shape) < 4 * w:
-        return 0.0
-    spreads = [_window_spreads(tile, w) for tile in _sample_tiles(x, 16 * w)]
-    sample = np.concatenate([s.ravel() for s in spreads])
-    return float(np.sqrt(max(float(np.percentile(sample, NOISE_QUANTILE)), 0.0)))
-
-
-def _window_spreads(x: np.ndarray, w: int) -> np.ndarray:
-    """Variance of ``x`` in w x w windows overlapping by half (away from the border)."""
-    mean = cv2.blur(x, (w, w))
-    spread = cv2.blur(x * x, (w, w)) - mean * mean
-    return np.asarray(spread[w : -w : w // 2, w : -w : w // 2])
-
-
-#: Tiles the grain of a large picture is measured on (spread over it): a 12 MP scan then
-#: costs about as much as a 1 MP one.
-NOISE_TILES = 6
-
-
-def _sample_tiles(x: np.ndarray, side: int) -> list[np.ndarray]:
-    """The whole picture if small, else NOISE_TILES² tiles of ``side`` on an even grid."""
+    p = estimator.config.patch
     h, w = x.shape
-    if h * w <= (NOISE_TILES * side) ** 2:
-        return [x]
-    ys = np.linspace(0, h - side, NOISE_TILES).astype(int) if h > side else [0]
-    xs = np.linspace(0, w - side, NOISE_TILES).astype(int) if w > side else [0]
-    return [x[y : y + side, c : c + side] for y in ys for c in xs]
+    if h < p or w < p:
+        return 0.0
+    patches = np.stack([x[y : y + p, c : c + p] for y in _grid(h, p) for c in _grid(w, p)])
+    with torch.no_grad():
+        grain = estimator(color.normalize_l(torch.from_numpy(patches[:, None]))).numpy()
+    return float(np.percentile(grain, GRAIN_QUANTILE))
 
 
-def reduce_grain(lightness: np.ndarray, sigma: float) -> np.ndarray:
-    """Grain of standard deviation ``sigma`` (L units) shrunk away by wavelet
-    thresholding (BayesShrink, soft), which keeps edges.
+def _grid(n: int, p: int) -> np.ndarray:
+    """Starts of up to GRAIN_GRID patches of side ``p`` spread evenly over ``n`` pixels."""
+    return np.linspace(0, n - p, max(1, min(GRAIN_GRID, n // p))).astype(int)
+
+
+def reduce_grain(lightness: np.ndarray, strength: float) -> np.ndarray:
+    """Grain averaged away by OpenCV's non-local means: each pixel takes the mean of the
+    pixels within 11 whose 5x5 surroundings look alike, so edges and repeated texture are
+    kept. ``strength`` is its h in L units (about the grain's root mean square).
+
+    OpenCV filters 8-bit pictures: its change is added to the float input, so a 16-bit
+    scan keeps its finer steps where nothing was averaged.
 
     Args:
         lightness: (H, W) float32 L in [0, 100].
     Returns:
         (H, W) float32 L.
     """
-    from skimage.restoration import denoise_wavelet
-
-    out = denoise_wavelet(
-        np.asarray(lightness, np.float32) / 100.0,
-        sigma=sigma / 100.0,
-        wavelet="db2",
-        mode="soft",
-        method="BayesShrink",
-        rescale_sigma=True,
+    x = np.asarray(lightness, np.float32)
+    u8 = np.clip(np.round(x * 2.55), 0, 255).astype(np.uint8)
+    smooth = cv2.fastNlMeansDenoising(
+        u8, None, h=float(strength * 2.55), templateWindowSize=5, searchWindowSize=11
     )
-    return (np.asarray(out, np.float32) * 100.0).astype(np.float32, copy=False)
+    change = (smooth.astype(np.float32) - u8.astype(np.float32)) / np.float32(2.55)
+    return np.asarray(x + change, np.float32)
 
 
 #: Tone targets: the darkest and brightest 0.1 % of a print's pixels are moved at most to

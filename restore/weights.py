@@ -22,6 +22,8 @@ from restore.models import (
     DefectNet,
     DefectNetConfig,
     GeneratorConfig,
+    GrainNet,
+    GrainNetConfig,
     PatchDiscriminator,
     PatchDiscriminatorConfig,
     UNetGenerator,
@@ -224,7 +226,11 @@ def _fp32(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def _save_small(
-    model: DefectNet | PatchDiscriminator, path: str | Path, fmt: str, version: int, **meta: Any
+    model: DefectNet | GrainNet | PatchDiscriminator,
+    path: str | Path,
+    fmt: str,
+    version: int,
+    **meta: Any,
 ) -> Path:
     """A model with a ``config.to_dict()`` as an fp16 file: format, version, its architecture
     and ``meta`` (JSON-encoded unless already a string)."""
@@ -313,6 +319,45 @@ def load_detector(path: str | Path) -> tuple[DefectNet, dict[str, Any]]:
 
     model, meta = _load_small(path, DETECTOR_FORMAT, DETECTOR_VERSION, "defect-detector", build)
     assert isinstance(model, DefectNet)
+    try:
+        info = {k: json.loads(meta.get(k, "{}")) for k in ("training", "metrics")}
+    except ValueError as e:
+        raise WeightsError(f"{path}: damaged metadata ({e})") from e
+    return model.eval(), info
+
+
+GRAIN_FORMAT = "restore-grain"
+GRAIN_VERSION = 1
+
+
+def save_grain_estimator(
+    model: GrainNet,
+    path: str | Path,
+    *,
+    training: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+) -> Path:
+    """Write the grain estimator (fp16) with the metadata that rebuilds it."""
+    return _save_small(
+        model,
+        path,
+        GRAIN_FORMAT,
+        GRAIN_VERSION,
+        normalisation=NORMALISATION,
+        training=training or {},
+        metrics=metrics or {},
+    )
+
+
+def load_grain_estimator(path: str | Path) -> tuple[GrainNet, dict[str, Any]]:
+    """Rebuild the grain estimator from :func:`save_grain_estimator` output: (fp32 model in
+    eval mode, its training and metrics metadata)."""
+
+    def build(arch: dict[str, Any]) -> nn.Module:
+        return GrainNet(GrainNetConfig.from_dict(arch))
+
+    model, meta = _load_small(path, GRAIN_FORMAT, GRAIN_VERSION, "grain-estimator", build)
+    assert isinstance(model, GrainNet)
     try:
         info = {k: json.loads(meta.get(k, "{}")) for k in ("training", "metrics")}
     except ValueError as e:

@@ -85,28 +85,44 @@ def grainy(lightness: np.ndarray, sigma: float, clump: float = 0.0, seed: int = 
 
 
 @pytest.mark.parametrize("clump", [0.0, 1.0])
-def test_grain_is_measured_in_flat_areas(clump: float) -> None:
+def test_grain_is_read_and_texture_is_not(repairer: PhotoRepairer, clump: float) -> None:
     clean = clean_lightness(384, 512)
-    assert noise_level(clean) < 0.5
+    assert noise_level(clean, repairer.grain) < 0.5
     for sigma in (2.0, 5.0):
-        assert noise_level(grainy(clean, sigma, clump)) == pytest.approx(sigma, rel=0.3)
+        read = noise_level(grainy(clean, sigma, clump), repairer.grain)
+        assert read == pytest.approx(sigma, rel=0.3)
+    # dense fine texture everywhere (gravel, a crowd far off, leaves) is not grain
+    assert noise_level(pebbles(), repairer.grain) < 1.0
+    assert noise_level(grainy(pebbles(), 4.0, clump), repairer.grain) > 2.5
+
+
+def pebbles(h: int = 384, w: int = 512) -> np.ndarray:
+    """A picture filled with small sharp-edged blobs of every tone, 2-5 px across."""
+    rng = np.random.default_rng(0)
+    x = np.full((h, w), 50, np.float32)
+    for _ in range(6000):
+        centre = (int(rng.integers(w)), int(rng.integers(h)))
+        axes = (int(rng.integers(2, 5)), int(rng.integers(2, 5)))
+        tone = float(rng.uniform(20, 80))
+        cv2.ellipse(x, centre, axes, float(rng.uniform(0, 180)), 0, 360, tone, -1)
+    return cv2.GaussianBlur(x, (0, 0), 0.7)
 
 
 def test_grain_is_reduced_as_strongly_as_asked(repairer: PhotoRepairer) -> None:
     clean = clean_lightness(384, 512)
     noisy = grainy(clean, 5.0, clump=0.8)
-    denoiser = PhotoRepairer(RepairConfig(denoise=1.0))
+    denoiser = repairer  # on by default, at strength 1
     repaired, stats = denoiser.repair(noisy)
     assert stats.denoised and stats.noise == pytest.approx(5.0, rel=0.3)
     assert psnr(repaired, clean) >= psnr(noisy, clean) + 3.0
     harder, _ = PhotoRepairer(RepairConfig(denoise=2.0)).repair(noisy)
     assert float(np.std(harder - repaired)) > 0.1  # the strength is applied
-    kept, stats = repairer.repair(noisy)  # off by default; the grain is still measured
+    kept, stats = PhotoRepairer(RepairConfig(denoise=0.0)).repair(noisy)  # still measured
     assert not stats.denoised and stats.noise > 3.0
     assert psnr(kept, clean) < psnr(noisy, clean) + 0.5
-    # a clean scan's faint noise is left alone (below the floor)
-    _, stats = denoiser.repair(grainy(clean, 0.3))
-    assert not stats.denoised
+    # a clean scan's faint noise and a dense texture are not filtered (read below the floor)
+    for picture in (grainy(clean, 0.3), pebbles()):
+        assert not denoiser.repair(picture)[1].denoised
 
 
 def test_faded_tone_is_stretched_and_a_full_range_print_is_not() -> None:

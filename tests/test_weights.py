@@ -129,6 +129,24 @@ def test_defect_detector_round_trip(tmp_path: Path) -> None:
         load_detector(save_discriminator(PatchDiscriminator(), tmp_path / "d.safetensors", steps=1))
 
 
+def test_grain_estimator_round_trip(tmp_path: Path) -> None:
+    from restore.models import GrainNet, GrainNetConfig
+
+    from restore.weights import load_detector, load_grain_estimator, save_grain_estimator
+
+    net = GrainNet(GrainNetConfig(channels=(4, 8), patch=32)).eval()
+    path = save_grain_estimator(net, tmp_path / "g.safetensors", metrics={"mae": 0.4})
+    net2, info = load_grain_estimator(path)
+    assert net2.config == net.config and info["metrics"] == {"mae": 0.4}
+    x = torch.randn(3, 1, 32, 32)
+    with torch.no_grad():
+        out = net2(x)
+        torch.testing.assert_close(out, net(x), atol=2e-2, rtol=0)
+    assert out.shape == (3,) and bool((out >= 0).all())
+    with pytest.raises(WeightsError, match="defect-detector"):
+        load_detector(path)
+
+
 def test_shipped_weights_load_and_describe_themselves() -> None:
     """The committed generator is found by default, rebuilds itself and records its training."""
     from restore.weights import default_weights

@@ -98,13 +98,31 @@ def _vignette(h: int, w: int, strength: float, rng: np.random.Generator) -> np.n
 
 
 def _grain(x: np.ndarray, rng: np.random.Generator, sigma: float) -> np.ndarray:
+    return add_grain(x, rng, sigma)[0]
+
+
+def add_grain(
+    x: np.ndarray, rng: np.random.Generator, sigma: float, clump: tuple[float, float] = (0.5, 1.2)
+) -> tuple[np.ndarray, float]:
+    """Film grain or sensor noise of strength ``sigma`` (L units) added to L.
+
+    Half the time the noise is clumped (blurred by a radius drawn from ``clump`` pixels, then
+    scaled back to unit spread), as film grain is; it is strongest in the mid-tones.
+
+    Args:
+        x: (H, W) float32 L in [0, 100].
+    Returns:
+        The grainy (H, W) float32 L (not clipped) and the root mean square of what was
+        added (L units): the grain a measure should find.
+    """
     noise: np.ndarray = rng.standard_normal(x.shape, dtype=np.float32)
     if rng.random() < 0.5:  # clumped film grain rather than sensor noise
-        noise = cv2.GaussianBlur(noise, (0, 0), rng.uniform(0.5, 1.2))
+        noise = cv2.GaussianBlur(noise, (0, 0), rng.uniform(*clump))
         noise = noise / max(float(noise.std()), 1e-6)
     # grain is strongest in the mid-tones of a print
     mid = 0.5 + 2.0 * (x / 100.0) * (1.0 - x / 100.0)
-    return x + sigma * mid * noise
+    added = sigma * mid * noise
+    return x + added, float(np.sqrt(np.mean(np.square(added))))
 
 
 def _jpeg(x: np.ndarray, quality: int) -> np.ndarray:

@@ -45,7 +45,7 @@ DEFAULT_MAX_PIXELS = 200_000_000  # restore.imageio's default; not imported to k
     is_flag=True,
     help="Repair the print before colorizing it: dust specks, scratches and hairs found by a "
     "small network and filled from their surroundings; a faded tone stretched back "
-    "(conservatively); grain reduced with --repair-grain. The report says per file what "
+    "(conservatively); film grain reduced (--repair-grain). The report says per file what "
     "share of pixels was filled, the grain measured and the tone stretch applied.",
 )
 @click.option(
@@ -59,12 +59,11 @@ DEFAULT_MAX_PIXELS = 200_000_000  # restore.imageio's default; not imported to k
 @click.option(
     "--repair-grain",
     type=click.FloatRange(0.0, 3.0),
-    default=0.0,  # RepairConfig.denoise
+    default=1.0,  # RepairConfig.denoise
     show_default=True,
-    help="With --repair: reduce film grain, as strongly as it is measured in each picture "
-    "times this (1 for grainy scans; 0 keeps the grain; 2 smooths harder and softens fine "
-    "detail). Pictures with less grain than a clean scan are left alone. Off by default: "
-    "in small pictures fine texture is taken for grain.",
+    help="With --repair: reduce film grain, as strongly as it is read in each picture "
+    "times this (0 keeps the grain; 2 smooths harder and softens fine detail). Pictures "
+    "with less grain than a clean scan are left alone.",
 )
 @click.option(
     "--no-colorize",

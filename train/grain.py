@@ -1,0 +1,166 @@
+"""Training the grain estimator (``models.grain.GrainNet``) on photos with synthetic grain.
+
+    python -m restore.train.grain ../shared/data/train --val ../shared/data/val --out RUN
+
+Every crop's lightness is aged by :func:`restore.train.degrade.damage` without its grain and
+JPEG (tone, blur, vignetting, specks, scratches: not grain), then gets grain in most crops
+(white or clumped, of a strength drawn up to ``GRAIN_MAX``) and JPEG compression in some.
+The target is the root mean square of the grain added, so the photo's own texture, edges
+and the compression's blocks must read as zero. Resumes from ``RUN/checkpoint.pt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from restore.models import GrainNet, GrainNetConfig
+
+from restore import color
+from restore.weights import save_grain_estimator
+
+from .defects import LightnessCrops
+from .degrade import DEFAULT_DAMAGE, add_grain, damage
+
+log = logging.getLogger(__name__)
+
+#: The old-print damage that is not grain (grain and JPEG are drawn here).
+NOT_GRAIN = replace(DEFAULT_DAMAGE, p_grain=0.0, p_jpeg=0.0)
+P_GRAIN, GRAIN_MAX = 0.7, 8.0  # share of grainy crops; strongest grain drawn (L units)
+P_JPEG, JPEG_QUALITY = 0.3, (50, 95)
+CLUMP = (0.5, 1.5)  # blur radius of clumped grain (pixels)
+
+
+class GrainCrops(LightnessCrops):
+    """Random (grainy L, grain) crops. Batch for step s (a pure function of seed and s): L_n
+    (B, 1, c, c) float32 in [-1, 1], grain (B,) float32 in L units."""
+
+    def grain_sample(self, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+        while True:
+            lum = self.lightness(int(rng.integers(len(self.files))))
+            if lum is not None:
+                break
+        h, w = lum.shape
+        y, x = int(rng.integers(h - self.crop + 1)), int(rng.integers(w - self.crop + 1))
+        clean = lum[y : y + self.crop, x : x + self.crop].astype(np.float32) / 2.55
+        aged, _ = damage(np.ascontiguousarray(clean), rng, NOT_GRAIN)
+        grain = 0.0
+        if rng.random() < P_GRAIN:
+            aged, grain = add_grain(aged, rng, float(rng.uniform(0.5, GRAIN_MAX)), CLUMP)
+        aged = np.clip(aged, 0.0, 100.0)
+        if rng.random() < P_JPEG:
+            quality = int(rng.integers(*JPEG_QUALITY, endpoint=True))
+            ok, buf = cv2.imencode(".jpg", np.round(aged * 2.55).astype(np.uint8),
+                                   [cv2.IMWRITE_JPEG_QUALITY, quality])  # fmt: skip
+            decoded = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE) if ok else None
+            if decoded is not None:
+                aged = decoded.astype(np.float32) / 2.55
+        return aged, grain
+
+    def grain_batch(self, step: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, step])
+        pairs = [self.grain_sample(rng) for _ in range(size)]
+        lum = np.stack([p[0] for p in pairs])[:, None]
+        grain = np.array([p[1] for p in pairs], np.float32)
+        return color.normalize_l(torch.from_numpy(lum)), torch.from_numpy(grain)
+
+
+@torch.no_grad()
+def evaluate(model: GrainNet, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, float]:
+    """Mean absolute error (L units) over fixed validation batches, and the mean grain
+    read on the crops that have none (texture taken for grain)."""
+    model.eval()
+    errors, clean = [], []
+    for lum, grain in batches:
+        pred = model(lum)
+        errors.append((pred - grain).abs())
+        clean.append(pred[grain == 0])
+    model.train()
+    return {
+        "mae": round(float(torch.cat(errors).mean()), 4),
+        "clean_read": round(float(torch.cat(clean).mean()), 4),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m restore.train.grain", description=__doc__)
+    ap.add_argument("data", type=Path)
+    ap.add_argument("--val", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--steps", type=int, default=4000)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--val-every", type=int, default=250)
+    ap.add_argument("--checkpoint-every", type=int, default=100)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    a.out.mkdir(parents=True, exist_ok=True)
+
+    config = GrainNetConfig()
+    model = GrainNet(config)
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, a.lr, total_steps=a.steps, pct_start=0.05)
+    step, best = 0, float("inf")
+    ckpt = a.out / "checkpoint.pt"
+    if ckpt.exists():
+        state = torch.load(ckpt, weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        step, best = int(state["step"]), float(state["best"])
+        log.info("resumed at step %d", step)
+
+    train = GrainCrops(a.data, config.patch, a.seed, NOT_GRAIN)
+    val = GrainCrops(a.val, config.patch, 1234, NOT_GRAIN)
+    val_batches = [val.grain_batch(i, 64) for i in range(8)]
+    model.train()
+    t0, seen = time.perf_counter(), 0
+    while step < a.steps:
+        lum, grain = train.grain_batch(step, a.batch_size)
+        loss = (model(lum) - grain).abs().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        step += 1
+        seen += lum.shape[0]
+        if step % 25 == 0:
+            rate = seen / (time.perf_counter() - t0)
+            log.info("step=%d loss=%.4f crops_per_s=%.1f", step, loss.item(), rate)
+        if step % a.val_every == 0 or step == a.steps:
+            metrics = evaluate(model, val_batches)
+            log.info("step=%d val %s", step, metrics)
+            with open(a.out / "metrics.jsonl", "a") as f:
+                f.write(json.dumps({"step": step, **metrics}) + "\n")
+            training = {"steps": step, "data": str(a.data), "grain": "train/grain.py"}
+            path = a.out / "grain_latest.safetensors"
+            save_grain_estimator(model, path, training=training, metrics=metrics)
+            if metrics["mae"] < best:
+                best = metrics["mae"]
+                path = a.out / "grain_best.safetensors"
+                save_grain_estimator(model, path, training=training, metrics=metrics)
+        if step % a.checkpoint_every == 0 or step == a.steps:
+            tmp = ckpt.with_name(ckpt.name + ".tmp")
+            torch.save(
+                {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                 "step": step, "best": best},
+                tmp,
+            )  # fmt: skip
+            os.replace(tmp, ckpt)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
