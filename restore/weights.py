@@ -299,26 +299,52 @@ def save_detector(
     metrics: dict[str, Any] | None = None,
 ) -> Path:
     """Write the defect detector (fp16) with the metadata that rebuilds it."""
-    return _save_small(
-        model,
+    return _save_card(model, path, DETECTOR_FORMAT, DETECTOR_VERSION, training, metrics)
+
+
+def load_detector(path: str | Path) -> tuple[DefectNet, dict[str, Any]]:
+    """Rebuild the defect detector from :func:`save_detector` output: (fp32 model in eval
+    mode, its training and metrics metadata)."""
+    model, info = _load_card(
         path,
         DETECTOR_FORMAT,
         DETECTOR_VERSION,
+        "defect-detector",
+        lambda arch: DefectNet(DefectNetConfig.from_dict(arch)),
+    )
+    assert isinstance(model, DefectNet)
+    return model, info
+
+
+def _save_card(
+    model: DefectNet | GrainNet,
+    path: str | Path,
+    fmt: str,
+    version: int,
+    training: dict[str, Any] | None,
+    metrics: dict[str, Any] | None,
+) -> Path:
+    """:func:`_save_small` with the normalisation and the training and metrics metadata."""
+    return _save_small(
+        model,
+        path,
+        fmt,
+        version,
         normalisation=NORMALISATION,
         training=training or {},
         metrics=metrics or {},
     )
 
 
-def load_detector(path: str | Path) -> tuple[DefectNet, dict[str, Any]]:
-    """Rebuild the defect detector from :func:`save_detector` output: (fp32 model in eval
-    mode, its training and metrics metadata)."""
-
-    def build(arch: dict[str, Any]) -> nn.Module:
-        return DefectNet(DefectNetConfig.from_dict(arch))
-
-    model, meta = _load_small(path, DETECTOR_FORMAT, DETECTOR_VERSION, "defect-detector", build)
-    assert isinstance(model, DefectNet)
+def _load_card(
+    path: str | Path,
+    fmt: str,
+    version: int,
+    what: str,
+    build: Callable[[dict[str, Any]], nn.Module],
+) -> tuple[nn.Module, dict[str, Any]]:
+    """A :func:`_save_card` file's model (fp32, eval mode) and its training and metrics."""
+    model, meta = _load_small(path, fmt, version, what, build)
     try:
         info = {k: json.loads(meta.get(k, "{}")) for k in ("training", "metrics")}
     except ValueError as e:
@@ -338,28 +364,18 @@ def save_grain_estimator(
     metrics: dict[str, Any] | None = None,
 ) -> Path:
     """Write the grain estimator (fp16) with the metadata that rebuilds it."""
-    return _save_small(
-        model,
-        path,
-        GRAIN_FORMAT,
-        GRAIN_VERSION,
-        normalisation=NORMALISATION,
-        training=training or {},
-        metrics=metrics or {},
-    )
+    return _save_card(model, path, GRAIN_FORMAT, GRAIN_VERSION, training, metrics)
 
 
 def load_grain_estimator(path: str | Path) -> tuple[GrainNet, dict[str, Any]]:
     """Rebuild the grain estimator from :func:`save_grain_estimator` output: (fp32 model in
     eval mode, its training and metrics metadata)."""
-
-    def build(arch: dict[str, Any]) -> nn.Module:
-        return GrainNet(GrainNetConfig.from_dict(arch))
-
-    model, meta = _load_small(path, GRAIN_FORMAT, GRAIN_VERSION, "grain-estimator", build)
+    model, info = _load_card(
+        path,
+        GRAIN_FORMAT,
+        GRAIN_VERSION,
+        "grain-estimator",
+        lambda arch: GrainNet(GrainNetConfig.from_dict(arch)),
+    )
     assert isinstance(model, GrainNet)
-    try:
-        info = {k: json.loads(meta.get(k, "{}")) for k in ("training", "metrics")}
-    except ValueError as e:
-        raise WeightsError(f"{path}: damaged metadata ({e})") from e
-    return model.eval(), info
+    return model, info

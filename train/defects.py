@@ -20,6 +20,7 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -64,15 +65,19 @@ class LightnessCrops:
                 self._cache[i] = np.round(color.rgb_to_l(rgb) * 2.55).astype(np.uint8)
         return self._cache[i]
 
-    def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """One (damaged L float32 in [0, 100], bool mask) crop."""
+    def clean_crop(self, rng: np.random.Generator) -> np.ndarray:
+        """A random crop of a random photo's L (float32 in [0, 100])."""
         while True:
             lum = self.lightness(int(rng.integers(len(self.files))))
             if lum is not None:
                 break
         h, w = lum.shape
         y, x = int(rng.integers(h - self.crop + 1)), int(rng.integers(w - self.crop + 1))
-        clean = lum[y : y + self.crop, x : x + self.crop].astype(np.float32) / 2.55
+        return lum[y : y + self.crop, x : x + self.crop].astype(np.float32) / 2.55
+
+    def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """One (damaged L float32 in [0, 100], bool mask) crop."""
+        clean = self.clean_crop(rng)
         if rng.random() < 0.5:
             clean = clean[:, ::-1]
         return damage(np.ascontiguousarray(clean), rng, self.config)
@@ -150,15 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, a.lr, total_steps=a.steps, pct_start=0.05)
-    step, best = 0, -1.0
     ckpt = a.out / "checkpoint.pt"
-    if ckpt.exists():
-        state = torch.load(ckpt, weights_only=True)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        step, best = int(state["step"]), float(state["best"])
-        log.info("resumed at step %d", step)
+    step, best = resume(ckpt, model, opt, sched, best=-1.0)
 
     train = LightnessCrops(a.data, a.crop, a.seed, DETECTOR_DAMAGE)
     val = LightnessCrops(a.val, 256, 1234, DETECTOR_DAMAGE)
@@ -208,14 +206,36 @@ def main(argv: list[str] | None = None) -> int:
                     model, a.out / "defects_best.safetensors", training=training, metrics=metrics
                 )
         if step % a.checkpoint_every == 0 or step == a.steps:
-            tmp = ckpt.with_name(ckpt.name + ".tmp")
-            torch.save(
-                {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                 "step": step, "best": best},
-                tmp,
-            )  # fmt: skip
-            os.replace(tmp, ckpt)
+            checkpoint(ckpt, model, opt, sched, step, best)
     return 0
+
+
+def checkpoint(
+    path: Path, model: torch.nn.Module, opt: Any, sched: Any, step: int, best: float
+) -> None:
+    """Write a small model's training state atomically (a temporary file, then a rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(
+        {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+         "step": step, "best": best},
+        tmp,
+    )  # fmt: skip
+    os.replace(tmp, path)
+
+
+def resume(
+    path: Path, model: torch.nn.Module, opt: Any, sched: Any, best: float
+) -> tuple[int, float]:
+    """Load :func:`checkpoint`'s state into ``model``, ``opt`` and ``sched`` if ``path``
+    exists; (step, best score): (0, ``best``) when starting afresh."""
+    if not path.exists():
+        return 0, best
+    state = torch.load(path, weights_only=True)
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["opt"])
+    sched.load_state_dict(state["sched"])
+    log.info("resumed at step %d", int(state["step"]))
+    return int(state["step"]), float(state["best"])
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ def damage(
         x = _grain(x, rng, rng.uniform(*config.grain_sigma))
     np.clip(x, 0.0, 100.0, out=x)
     if rng.random() < config.p_jpeg:
-        x = _jpeg(x, int(rng.integers(*config.jpeg_quality, endpoint=True)))
+        x = jpeg(x, int(rng.integers(*config.jpeg_quality, endpoint=True)))
     return x, mask
 
 
@@ -125,7 +125,8 @@ def add_grain(
     return x + added, float(np.sqrt(np.mean(np.square(added))))
 
 
-def _jpeg(x: np.ndarray, quality: int) -> np.ndarray:
+def jpeg(x: np.ndarray, quality: int) -> np.ndarray:
+    """L (float32, [0, 100]) through an 8-bit grayscale JPEG of this quality and back."""
     u8 = np.round(x * 2.55).astype(np.uint8)
     ok, buf = cv2.imencode(".jpg", u8, [cv2.IMWRITE_JPEG_QUALITY, quality])
     decoded = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE) if ok else None

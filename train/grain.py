@@ -14,12 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import time
 from dataclasses import replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from restore.models import GrainNet, GrainNetConfig
@@ -27,8 +25,8 @@ from restore.models import GrainNet, GrainNetConfig
 from restore import color
 from restore.weights import save_grain_estimator
 
-from .defects import LightnessCrops
-from .degrade import DEFAULT_DAMAGE, add_grain, damage
+from .defects import LightnessCrops, checkpoint, resume
+from .degrade import DEFAULT_DAMAGE, add_grain, damage, jpeg
 
 log = logging.getLogger(__name__)
 
@@ -44,25 +42,14 @@ class GrainCrops(LightnessCrops):
     (B, 1, c, c) float32 in [-1, 1], grain (B,) float32 in L units."""
 
     def grain_sample(self, rng: np.random.Generator) -> tuple[np.ndarray, float]:
-        while True:
-            lum = self.lightness(int(rng.integers(len(self.files))))
-            if lum is not None:
-                break
-        h, w = lum.shape
-        y, x = int(rng.integers(h - self.crop + 1)), int(rng.integers(w - self.crop + 1))
-        clean = lum[y : y + self.crop, x : x + self.crop].astype(np.float32) / 2.55
-        aged, _ = damage(np.ascontiguousarray(clean), rng, NOT_GRAIN)
+        """One (grainy L float32 in [0, 100], grain in L units) crop."""
+        aged, _ = damage(self.clean_crop(rng), rng, self.config)
         grain = 0.0
         if rng.random() < P_GRAIN:
             aged, grain = add_grain(aged, rng, float(rng.uniform(0.5, GRAIN_MAX)), CLUMP)
         aged = np.clip(aged, 0.0, 100.0)
         if rng.random() < P_JPEG:
-            quality = int(rng.integers(*JPEG_QUALITY, endpoint=True))
-            ok, buf = cv2.imencode(".jpg", np.round(aged * 2.55).astype(np.uint8),
-                                   [cv2.IMWRITE_JPEG_QUALITY, quality])  # fmt: skip
-            decoded = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE) if ok else None
-            if decoded is not None:
-                aged = decoded.astype(np.float32) / 2.55
+            aged = jpeg(aged, int(rng.integers(*JPEG_QUALITY, endpoint=True)))
         return aged, grain
 
     def grain_batch(self, step: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -112,15 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     model = GrainNet(config)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, a.lr, total_steps=a.steps, pct_start=0.05)
-    step, best = 0, float("inf")
     ckpt = a.out / "checkpoint.pt"
-    if ckpt.exists():
-        state = torch.load(ckpt, weights_only=True)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        step, best = int(state["step"]), float(state["best"])
-        log.info("resumed at step %d", step)
+    step, best = resume(ckpt, model, opt, sched, best=float("inf"))
 
     train = GrainCrops(a.data, config.patch, a.seed, NOT_GRAIN)
     val = GrainCrops(a.val, config.patch, 1234, NOT_GRAIN)
@@ -152,13 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                 path = a.out / "grain_best.safetensors"
                 save_grain_estimator(model, path, training=training, metrics=metrics)
         if step % a.checkpoint_every == 0 or step == a.steps:
-            tmp = ckpt.with_name(ckpt.name + ".tmp")
-            torch.save(
-                {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                 "step": step, "best": best},
-                tmp,
-            )  # fmt: skip
-            os.replace(tmp, ckpt)
+            checkpoint(ckpt, model, opt, sched, step, best)
     return 0
 
 
