@@ -1,5 +1,6 @@
 """The networks and nothing else: no file access, no printing, no downloads."""
 
+from .cleanup import CleanupNet, CleanupNetConfig
 from .defects import DefectNet, DefectNetConfig
 from .discriminator import PatchDiscriminator, PatchDiscriminatorConfig
 from .generator import (
@@ -14,6 +15,8 @@ from .generator import (
 from .grain import GrainNet, GrainNetConfig
 
 __all__ = [
+    "CleanupNet",
+    "CleanupNetConfig",
     "DefectNet",
     "DefectNetConfig",
     "DEFAULT_TEMPERATURE",

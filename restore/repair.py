@@ -24,10 +24,11 @@ import torch
 
 from restore import color
 from restore.models import GrainNet
-from restore.weights import load_detector, load_grain_estimator
+from restore.weights import load_cleanup, load_detector, load_grain_estimator
 
 SHIPPED_DETECTOR = "restore_defects.safetensors"
 SHIPPED_GRAIN = "restore_grain.safetensors"
+SHIPPED_CLEANUP = "restore_cleanup.safetensors"
 
 
 def shipped(name: str) -> Path:
@@ -51,6 +52,8 @@ class RepairConfig:
 
     weights: Path | None = None  # None: the shipped detector
     grain_weights: Path | None = None  # None: the shipped grain estimator
+    cleanup_weights: Path | None = None  # None: the shipped cleanup network
+    cleanup: bool = True  # the cleanup network instead of non-local means
     detect_size: int = 1024  # long side the detector sees (defects of a few pixels there)
     threshold: float = 0.5  # defect probability above which a pixel is filled
     widen: int = 1  # pixels the full-size mask grows by (the blurred rim of a speck)
@@ -94,8 +97,14 @@ class PhotoRepairer:
         self.config = config
         self.model, self.info = load_detector(config.weights or default_detector())
         self.grain, _ = load_grain_estimator(config.grain_weights or shipped(SHIPPED_GRAIN))
+        self.cleaner = (
+            load_cleanup(config.cleanup_weights or shipped(SHIPPED_CLEANUP))[0]
+            if config.cleanup
+            else None
+        )
         self.multiple = self.model.config.multiple
         self._ov: Any = None
+        self._ov_cleaner: Any = None
         if config.runtime == "openvino":
             from restore import ov_runner
 
@@ -104,6 +113,10 @@ class PhotoRepairer:
                 self._ov = ov_runner.OpenVINORunner(
                     self.model, torch.float32, streams=2, threads=threads
                 )
+                if self.cleaner is not None:
+                    self._ov_cleaner = ov_runner.OpenVINORunner(
+                        self.cleaner, torch.float32, streams=2, threads=threads
+                    )
                 self.multiple = 32  # what its exported program takes
 
     def defect_mask(self, lightness: np.ndarray) -> np.ndarray:
@@ -156,7 +169,10 @@ class PhotoRepairer:
                 cv2.INPAINT_TELEA,
             )
         denoised = self.config.denoise > 0 and noise >= self.config.noise_floor
-        if denoised:
+        if self.config.cleanup and self.config.denoise > 0:
+            out = self.clean(out, self.config.denoise)
+            denoised = True
+        elif denoised:
             strength = min(GRAIN_FACTOR * noise, GRAIN_FILTER_MAX) * self.config.denoise
             out = reduce_grain(out, strength)
         black, white, gain = 0.0, 100.0, 1.0
@@ -165,6 +181,63 @@ class PhotoRepairer:
         return np.clip(out, 0.0, 100.0, out=None), RepairStats(
             float(mask.mean()), black, white, gain, noise, denoised
         )
+
+
+    def clean(self, lightness: np.ndarray, strength: float = 1.0) -> np.ndarray:
+        """Grain, blur and JPEG blocks taken out by the cleanup network, ``strength`` of its
+        correction applied (1: all of it). Large pictures run in overlapping tiles, so
+        memory stays bounded.
+
+        Args:
+            lightness: (H, W) float32 L in [0, 100].
+        Returns:
+            (H, W) float32 L (not clipped).
+        """
+        x = np.asarray(lightness, np.float32)
+        h, w = x.shape
+        m = self.multiple
+        run = self.cleaner if self._ov_cleaner is None else self._ov_cleaner
+        assert run is not None, "built with cleanup=False"
+        if max(h, w) <= CLEANUP_TILE:
+            ph, pw = -h % m, -w % m
+            padded = np.pad(x, ((0, ph), (0, pw)), mode="reflect") if ph or pw else x
+            cleaned = _cleanup_batch(run, padded[None])[0, :h, :w]
+        else:
+            cleaned = np.empty_like(x)
+            core, edge = CLEANUP_TILE - 2 * CLEANUP_MARGIN, CLEANUP_MARGIN
+            rows, cols = -(-h // core), -(-w // core)
+            padded = np.pad(
+                x, ((edge, rows * core - h + edge), (edge, cols * core - w + edge)), mode="reflect"
+            )
+            origins = [(r * core, c * core) for r in range(rows) for c in range(cols)]
+            for i in range(0, len(origins), CLEANUP_BATCH):
+                chunk = origins[i : i + CLEANUP_BATCH]
+                tiles = np.stack(
+                    [padded[y : y + CLEANUP_TILE, c : c + CLEANUP_TILE] for y, c in chunk]
+                )
+                done = _cleanup_batch(run, tiles)[:, edge : edge + core, edge : edge + core]
+                for (y, c), tile in zip(chunk, done, strict=True):
+                    hh, ww = min(core, h - y), min(core, w - c)
+                    cleaned[y : y + hh, c : c + ww] = tile[:hh, :ww]
+        if strength == 1.0:
+            return cleaned
+        return np.asarray(x + np.float32(strength) * (cleaned - x), np.float32)
+
+
+#: The cleanup network runs on tiles of this side (pixels; a multiple of 32) ...
+CLEANUP_TILE = 512
+#: ... keeping their centres: this much context on each side is more than the network sees.
+CLEANUP_MARGIN = 32
+#: Tiles run at once (memory: about 40 MB each).
+CLEANUP_BATCH = 2
+
+
+def _cleanup_batch(run: Any, tiles: np.ndarray) -> np.ndarray:
+    """(N, H, W) float32 L through the cleanup network -> (N, H, W) float32 L."""
+    x = color.normalize_l(torch.from_numpy(np.ascontiguousarray(tiles[:, None], np.float32)))
+    with torch.no_grad():
+        y = run(x)
+    return np.asarray(color.denormalize_l(y)[:, 0].numpy(), np.float32)
 
 
 #: Filtering strength (non-local means' h), times the grain read, at strength 1 ...

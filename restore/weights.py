@@ -19,6 +19,8 @@ from restore.color import NORMALISATION
 from restore.errors import WeightsError
 from restore.models import (
     DEFAULT_TEMPERATURE,
+    CleanupNet,
+    CleanupNetConfig,
     DefectNet,
     DefectNetConfig,
     GeneratorConfig,
@@ -226,7 +228,7 @@ def _fp32(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def _save_small(
-    model: DefectNet | GrainNet | PatchDiscriminator,
+    model: DefectNet | GrainNet | CleanupNet | PatchDiscriminator,
     path: str | Path,
     fmt: str,
     version: int,
@@ -317,7 +319,7 @@ def load_detector(path: str | Path) -> tuple[DefectNet, dict[str, Any]]:
 
 
 def _save_card(
-    model: DefectNet | GrainNet,
+    model: DefectNet | GrainNet | CleanupNet,
     path: str | Path,
     fmt: str,
     version: int,
@@ -378,4 +380,33 @@ def load_grain_estimator(path: str | Path) -> tuple[GrainNet, dict[str, Any]]:
         lambda arch: GrainNet(GrainNetConfig.from_dict(arch)),
     )
     assert isinstance(model, GrainNet)
+    return model, info
+
+
+CLEANUP_FORMAT = "restore-cleanup"
+CLEANUP_VERSION = 1
+
+
+def save_cleanup(
+    model: CleanupNet,
+    path: str | Path,
+    *,
+    training: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+) -> Path:
+    """Write the cleanup network (fp16) with the metadata that rebuilds it."""
+    return _save_card(model, path, CLEANUP_FORMAT, CLEANUP_VERSION, training, metrics)
+
+
+def load_cleanup(path: str | Path) -> tuple[CleanupNet, dict[str, Any]]:
+    """Rebuild the cleanup network from :func:`save_cleanup` output: (fp32 model in eval
+    mode, its training and metrics metadata)."""
+    model, info = _load_card(
+        path,
+        CLEANUP_FORMAT,
+        CLEANUP_VERSION,
+        "cleanup",
+        lambda arch: CleanupNet(CleanupNetConfig.from_dict(arch)),
+    )
+    assert isinstance(model, CleanupNet)
     return model, info

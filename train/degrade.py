@@ -41,6 +41,13 @@ class DamageConfig:
     # defect detector trains with them.
     p_cracks: float = 0.0
     cracks: tuple[int, int] = (1, 4)
+    # A small scan enlarged (down, then up by a factor drawn here) and salt-and-pepper
+    # impulses (share of pixels): off for the colorizer and the detector, whose runs resume
+    # with the same damage; the cleanup network trains with them.
+    p_rescale: float = 0.0
+    rescale: tuple[float, float] = (1.5, 3.0)
+    p_impulse: float = 0.0
+    impulse: tuple[float, float] = (0.001, 0.02)
 
 
 DEFAULT_DAMAGE = DamageConfig()
@@ -58,6 +65,30 @@ def damage(
         The damaged (H, W) float32 L in [0, 100], and the (H, W) bool mask of the pixels
         covered by specks and scratches (what a repair stage must fill).
     """
+    aged = age(lightness, rng, config)
+    return aged.image, aged.mask
+
+
+@dataclass(frozen=True)
+class Aged:
+    """An old-print version of a lightness map (:func:`age`); (H, W) arrays."""
+
+    image: np.ndarray  # float32 L in [0, 100]: the damaged print
+    mask: np.ndarray  # bool: pixels covered by specks, scratches and cracks
+    # float32 L: the print with its tone and vignetting only, before blur, defects, grain
+    # and compression: what restoring the detail (not the tone) should give back
+    faded: np.ndarray
+
+
+def age(
+    lightness: np.ndarray, rng: np.random.Generator, config: DamageConfig = DEFAULT_DAMAGE
+) -> Aged:
+    """:func:`damage`, keeping the faded print before its detail was damaged.
+
+    Args:
+        lightness: (H, W) float32 L in [0, 100].
+        rng: the source of every random choice (the same draws as :func:`damage`).
+    """
     x: np.ndarray = np.array(lightness, dtype=np.float32, copy=True)
     h, w = x.shape
     mask = np.zeros((h, w), dtype=bool)
@@ -65,8 +96,11 @@ def damage(
         x = _tone(x, rng, config)
     if rng.random() < config.p_vignette:
         x *= _vignette(h, w, rng.uniform(*config.vignette), rng)
+    faded = x.copy()
     if rng.random() < config.p_blur:
         x = cv2.GaussianBlur(x, (0, 0), rng.uniform(*config.blur_sigma))
+    if config.p_rescale and rng.random() < config.p_rescale:
+        x = _rescale(x, rng.uniform(*config.rescale))
     if rng.random() < config.p_specks:
         _specks(x, mask, rng, config)
     if rng.random() < config.p_scratches:
@@ -75,10 +109,29 @@ def damage(
         _cracks(x, mask, rng, config)
     if rng.random() < config.p_grain:
         x = _grain(x, rng, rng.uniform(*config.grain_sigma))
+    if config.p_impulse and rng.random() < config.p_impulse:
+        _impulses(x, rng, rng.uniform(*config.impulse))
     np.clip(x, 0.0, 100.0, out=x)
     if rng.random() < config.p_jpeg:
         x = jpeg(x, int(rng.integers(*config.jpeg_quality, endpoint=True)))
-    return x, mask
+    return Aged(x, mask, faded)
+
+
+def _rescale(x: np.ndarray, factor: float) -> np.ndarray:
+    """A scan made this many times smaller, then enlarged back (its detail lost)."""
+    h, w = x.shape
+    small = cv2.resize(
+        x, (max(1, round(w / factor)), max(1, round(h / factor))), interpolation=cv2.INTER_AREA
+    )
+    return np.asarray(cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC), np.float32)
+
+
+def _impulses(x: np.ndarray, rng: np.random.Generator, share: float) -> None:
+    """Salt and pepper: single pixels near black or white (not in the defect mask: too small
+    to inpaint, they are the cleanup network's)."""
+    hit = rng.random(x.shape) < share
+    n = int(hit.sum())
+    x[hit] = np.where(rng.random(n) < 0.5, rng.uniform(0, 10, n), rng.uniform(90, 100, n))
 
 
 def _tone(x: np.ndarray, rng: np.random.Generator, c: DamageConfig) -> np.ndarray:
