@@ -53,7 +53,7 @@ class RepairConfig:
     weights: Path | None = None  # None: the shipped detector
     grain_weights: Path | None = None  # None: the shipped grain estimator
     cleanup_weights: Path | None = None  # None: the shipped cleanup network
-    cleanup: bool = True  # the cleanup network instead of non-local means
+    cleanup: bool = False  # the cleanup network instead of non-local means
     detect_size: int = 1024  # long side the detector sees (defects of a few pixels there)
     threshold: float = 0.5  # defect probability above which a pixel is filled
     widen: int = 1  # pixels the full-size mask grows by (the blurred rim of a speck)
