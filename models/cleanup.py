@@ -29,8 +29,8 @@ class CleanupNet(SmallUNet):
     def __init__(self, config: CleanupNetConfig | None = None) -> None:
         super().__init__(config or CleanupNetConfig())
         # starts as the identity: an untrained network changes nothing
-        torch.nn.init.zeros_(self.head.weight)
-        torch.nn.init.zeros_(self.head.bias)
+        for p in self.head.parameters():
+            torch.nn.init.zeros_(p)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + super().forward(x)

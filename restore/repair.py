@@ -182,7 +182,6 @@ class PhotoRepairer:
             float(mask.mean()), black, white, gain, noise, denoised
         )
 
-
     def clean(self, lightness: np.ndarray, strength: float = 1.0) -> np.ndarray:
         """Grain, blur and JPEG blocks taken out by the cleanup network, ``strength`` of its
         correction applied (1: all of it). Large pictures run in overlapping tiles, so

@@ -10,12 +10,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from restore.models import CleanupNet, CleanupNetConfig
 from restore.train.cleanup import CLEANUP_DAMAGE, CleanupCrops
 from restore.train.cleanup import main as train_cleanup
 from restore.train.degrade import DEFAULT_DAMAGE, age, damage
 
 from restore import color
-from restore.models import CleanupNet, CleanupNetConfig
 from restore.repair import PhotoRepairer, RepairConfig
 from restore.weights import load_cleanup, save_cleanup
 

@@ -70,7 +70,9 @@ def psnr_l(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     return 10 * torch.log10(100.0**2 / err)
 
 
-def evaluate(model: CleanupNet, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, float]:
+def evaluate(
+    model: CleanupNet, batches: list[tuple[torch.Tensor, torch.Tensor]]
+) -> dict[str, float]:
     """Mean PSNR gain over the damaged crops (dB), and the PSNR of crops whose detail was not
     damaged through the network (how nearly it leaves a clean print alone)."""
     gains, clean = [], []

@@ -12,15 +12,9 @@ from ``RUN/checkpoint.pt``; ``--init`` starts from a committed weights file.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
-import queue
-import threading
-import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -33,6 +27,7 @@ from restore.imagefiles import list_images
 from restore.weights import load_detector, save_detector
 
 from .degrade import DEFAULT_DAMAGE, DamageConfig, damage
+from .small_loop import SmallRun, fit
 
 log = logging.getLogger(__name__)
 
@@ -100,13 +95,11 @@ def loss_fn(logits: torch.Tensor, mask: torch.Tensor, pos_weight: float) -> torc
     return bce + dice
 
 
-@torch.no_grad()
 def evaluate(
     model: DefectNet, batches: list[tuple[torch.Tensor, torch.Tensor]]
 ) -> dict[str, float]:
     """Precision, recall and F1 of sigmoid > 0.5 over fixed validation batches, and the
     share of pixels flagged on crops without specks or scratches."""
-    model.eval()
     tp = fp = fn = 0.0
     clean_flagged, clean_pixels = 0.0, 0.0
     for lum, mask in batches:
@@ -117,7 +110,6 @@ def evaluate(
         clean = mask.flatten(1).sum(1) == 0
         clean_flagged += float(pred[clean].sum())
         clean_pixels += float(pred[clean].numel())
-    model.train()
     precision = tp / max(tp + fp, 1.0)
     recall = tp / max(tp + fn, 1.0)
     return {
@@ -147,95 +139,29 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if a.threads:
         torch.set_num_threads(a.threads)
-    a.out.mkdir(parents=True, exist_ok=True)
-
     model = DefectNet(DefectNetConfig())
     if a.init:
         model, _ = load_detector(a.init)
-        model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, a.lr, total_steps=a.steps, pct_start=0.05)
-    ckpt = a.out / "checkpoint.pt"
-    step, best = resume(ckpt, model, opt, sched, best=-1.0)
-
     train = LightnessCrops(a.data, a.crop, a.seed, DETECTOR_DAMAGE)
     val = LightnessCrops(a.val, 256, 1234, DETECTOR_DAMAGE)
     val_batches = [val.batch(i, 16) for i in range(4)]
+    training = {"data": str(a.data), "crop": a.crop, "damage": "train/degrade.py"}
 
-    ready: queue.Queue[tuple[int, tuple[torch.Tensor, torch.Tensor]]] = queue.Queue(maxsize=4)
+    def export(kind: str, step: int, metrics: dict[str, float]) -> None:
+        path = a.out / f"defects_{kind}.safetensors"
+        save_detector(model, path, training={"steps": step, **training}, metrics=metrics)
 
-    def load() -> None:  # batches made in a thread: cv2 and numpy release the GIL
-        s = step
-        while s < a.steps:
-            ready.put((s, train.batch(s, a.batch_size)))
-            s += 1
-
-    threading.Thread(target=load, daemon=True).start()
-    model.train()
-    t0, seen = time.perf_counter(), 0
-    while step < a.steps:
-        s, (lum, mask) = ready.get()
-        assert s == step
-        loss = loss_fn(model(lum), mask, a.pos_weight)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        step += 1
-        seen += lum.shape[0]
-        if step % 25 == 0:
-            rate = seen / (time.perf_counter() - t0)
-            log.info("step=%d loss=%.4f crops_per_s=%.1f", step, loss.item(), rate)
-        if step % a.val_every == 0 or step == a.steps:
-            metrics = evaluate(model, val_batches)
-            log.info("step=%d val %s", step, metrics)
-            with open(a.out / "metrics.jsonl", "a") as f:
-                f.write(json.dumps({"step": step, **metrics}) + "\n")
-            training = {
-                "steps": step,
-                "data": str(a.data),
-                "crop": a.crop,
-                "damage": "train/degrade.py",
-            }
-            save_detector(
-                model, a.out / "defects_latest.safetensors", training=training, metrics=metrics
-            )
-            if metrics["f1"] > best:
-                best = metrics["f1"]
-                save_detector(
-                    model, a.out / "defects_best.safetensors", training=training, metrics=metrics
-                )
-        if step % a.checkpoint_every == 0 or step == a.steps:
-            checkpoint(ckpt, model, opt, sched, step, best)
+    fit(
+        model,
+        SmallRun(a.out, a.steps, a.lr, a.batch_size, a.val_every, a.checkpoint_every),
+        train.batch,
+        lambda logits, mask: loss_fn(logits, mask, a.pos_weight),
+        lambda: evaluate(model, val_batches),
+        export,
+        score="f1",
+        higher_is_better=True,
+    )
     return 0
-
-
-def checkpoint(
-    path: Path, model: torch.nn.Module, opt: Any, sched: Any, step: int, best: float
-) -> None:
-    """Write a small model's training state atomically (a temporary file, then a rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(
-        {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-         "step": step, "best": best},
-        tmp,
-    )  # fmt: skip
-    os.replace(tmp, path)
-
-
-def resume(
-    path: Path, model: torch.nn.Module, opt: Any, sched: Any, best: float
-) -> tuple[int, float]:
-    """Load :func:`checkpoint`'s state into ``model``, ``opt`` and ``sched`` if ``path``
-    exists; (step, best score): (0, ``best``) when starting afresh."""
-    if not path.exists():
-        return 0, best
-    state = torch.load(path, weights_only=True)
-    model.load_state_dict(state["model"])
-    opt.load_state_dict(state["opt"])
-    sched.load_state_dict(state["sched"])
-    log.info("resumed at step %d", int(state["step"]))
-    return int(state["step"]), float(state["best"])
 
 
 if __name__ == "__main__":

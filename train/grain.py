@@ -12,9 +12,7 @@ and the compression's blocks must read as zero. Resumes from ``RUN/checkpoint.pt
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,8 +23,9 @@ from restore.models import GrainNet, GrainNetConfig
 from restore import color
 from restore.weights import save_grain_estimator
 
-from .defects import LightnessCrops, checkpoint, resume
+from .defects import LightnessCrops
 from .degrade import DEFAULT_DAMAGE, add_grain, damage, jpeg
+from .small_loop import SmallRun, fit
 
 log = logging.getLogger(__name__)
 
@@ -60,17 +59,14 @@ class GrainCrops(LightnessCrops):
         return color.normalize_l(torch.from_numpy(lum)), torch.from_numpy(grain)
 
 
-@torch.no_grad()
 def evaluate(model: GrainNet, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, float]:
     """Mean absolute error (L units) over fixed validation batches, and the mean grain
     read on the crops that have none (texture taken for grain)."""
-    model.eval()
     errors, clean = [], []
     for lum, grain in batches:
         pred = model(lum)
         errors.append((pred - grain).abs())
         clean.append(pred[grain == 0])
-    model.train()
     return {
         "mae": round(float(torch.cat(errors).mean()), 4),
         "clean_read": round(float(torch.cat(clean).mean()), 4),
@@ -97,42 +93,25 @@ def main(argv: list[str] | None = None) -> int:
 
     config = GrainNetConfig()
     model = GrainNet(config)
-    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, a.lr, total_steps=a.steps, pct_start=0.05)
-    ckpt = a.out / "checkpoint.pt"
-    step, best = resume(ckpt, model, opt, sched, best=float("inf"))
-
     train = GrainCrops(a.data, config.patch, a.seed, NOT_GRAIN)
     val = GrainCrops(a.val, config.patch, 1234, NOT_GRAIN)
     val_batches = [val.grain_batch(i, 64) for i in range(8)]
-    model.train()
-    t0, seen = time.perf_counter(), 0
-    while step < a.steps:
-        lum, grain = train.grain_batch(step, a.batch_size)
-        loss = (model(lum) - grain).abs().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        step += 1
-        seen += lum.shape[0]
-        if step % 25 == 0:
-            rate = seen / (time.perf_counter() - t0)
-            log.info("step=%d loss=%.4f crops_per_s=%.1f", step, loss.item(), rate)
-        if step % a.val_every == 0 or step == a.steps:
-            metrics = evaluate(model, val_batches)
-            log.info("step=%d val %s", step, metrics)
-            with open(a.out / "metrics.jsonl", "a") as f:
-                f.write(json.dumps({"step": step, **metrics}) + "\n")
-            training = {"steps": step, "data": str(a.data), "grain": "train/grain.py"}
-            path = a.out / "grain_latest.safetensors"
-            save_grain_estimator(model, path, training=training, metrics=metrics)
-            if metrics["mae"] < best:
-                best = metrics["mae"]
-                path = a.out / "grain_best.safetensors"
-                save_grain_estimator(model, path, training=training, metrics=metrics)
-        if step % a.checkpoint_every == 0 or step == a.steps:
-            checkpoint(ckpt, model, opt, sched, step, best)
+
+    def export(kind: str, step: int, metrics: dict[str, float]) -> None:
+        training = {"steps": step, "data": str(a.data), "grain": "train/grain.py"}
+        path = a.out / f"grain_{kind}.safetensors"
+        save_grain_estimator(model, path, training=training, metrics=metrics)
+
+    fit(
+        model,
+        SmallRun(a.out, a.steps, a.lr, a.batch_size, a.val_every, a.checkpoint_every),
+        train.grain_batch,
+        lambda pred, grain: (pred - grain).abs().mean(),
+        lambda: evaluate(model, val_batches),
+        export,
+        score="mae",
+        higher_is_better=False,
+    )
     return 0
 
 

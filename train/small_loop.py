@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -15,8 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-from .defects import checkpoint, resume
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +54,7 @@ def fit(
     """
     run.out.mkdir(parents=True, exist_ok=True)
     opt = torch.optim.AdamW(model.parameters(), lr=run.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, run.lr, total_steps=run.steps, pct_start=0.05
-    )
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, run.lr, total_steps=run.steps, pct_start=0.05)
     ckpt = run.out / "checkpoint.pt"
     sign = 1.0 if higher_is_better else -1.0
     step, best = resume(ckpt, model, opt, sched, best=-float("inf"))
@@ -98,3 +95,31 @@ def fit(
                 export("best", step, metrics)
         if step % run.checkpoint_every == 0 or step == run.steps:
             checkpoint(ckpt, model, opt, sched, step, best)
+
+
+def checkpoint(
+    path: Path, model: torch.nn.Module, opt: Any, sched: Any, step: int, best: float
+) -> None:
+    """Write a small model's training state atomically (a temporary file, then a rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(
+        {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+         "step": step, "best": best},
+        tmp,
+    )  # fmt: skip
+    os.replace(tmp, path)
+
+
+def resume(
+    path: Path, model: torch.nn.Module, opt: Any, sched: Any, best: float
+) -> tuple[int, float]:
+    """Load :func:`checkpoint`'s state into ``model``, ``opt`` and ``sched`` if ``path``
+    exists; (step, best score): (0, ``best``) when starting afresh."""
+    if not path.exists():
+        return 0, best
+    state = torch.load(path, weights_only=True)
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["opt"])
+    sched.load_state_dict(state["sched"])
+    log.info("resumed at step %d", int(state["step"]))
+    return int(state["step"]), float(state["best"])
