@@ -78,12 +78,14 @@ class RepairStats:
     gain: float  # tone stretch applied (1: none)
     noise: float = 0.0  # grain measured in flat areas, standard deviation in L units
     denoised: bool = False  # whether grain reduction ran
+    impulses: float = 0.0  # share of pixels replaced as salt and pepper
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "filled": round(self.filled, 6),
             "noise": round(self.noise, 2),
             "denoised": self.denoised,
+            "impulses": round(self.impulses, 6),
             "black": round(self.black, 2),
             "white": round(self.white, 2),
             "gain": round(self.gain, 4),
@@ -157,6 +159,7 @@ class PhotoRepairer:
         Returns:
             (H, W) float32 L in [0, 100], and the stats.
         """
+        lightness, impulses = remove_impulses(lightness)
         mask = self.defect_mask(lightness)
         # read before filling: the filled pixels have no grain
         noise = noise_level(lightness, self.grain)
@@ -179,7 +182,7 @@ class PhotoRepairer:
         if self.config.tone:
             out, black, white, gain = stretch_tone(out)
         return np.clip(out, 0.0, 100.0, out=None), RepairStats(
-            float(mask.mean()), black, white, gain, noise, denoised
+            float(mask.mean()), black, white, gain, noise, denoised, impulses
         )
 
     def clean(self, lightness: np.ndarray, strength: float = 1.0) -> np.ndarray:
@@ -221,6 +224,35 @@ class PhotoRepairer:
         if strength == 1.0:
             return cleaned
         return np.asarray(x + np.float32(strength) * (cleaned - x), np.float32)
+
+
+#: L units a lone pixel must stand out from all eight of its neighbours to be an impulse ...
+IMPULSE_STEP = 25.0
+#: ... and the share of such pixels below which they are real detail (stars, glints) and
+#: stay: salt and pepper sprinkles a print with thousands of them.
+IMPULSE_MIN_SHARE = 5e-4
+
+
+def remove_impulses(lightness: np.ndarray) -> tuple[np.ndarray, float]:
+    """Salt and pepper (single pixels far brighter or darker than all their neighbours)
+    replaced by the median of their 3x3 neighbourhood, when a print has enough of them.
+
+    Args:
+        lightness: (H, W) float32 L in [0, 100] (not modified).
+    Returns:
+        (H, W) float32 L (the input itself when nothing was replaced), and the share of
+        pixels replaced.
+    """
+    x = np.ascontiguousarray(lightness, np.float32)
+    ring = np.ones((3, 3), np.uint8)
+    ring[1, 1] = 0
+    hit = (x > cv2.dilate(x, ring) + IMPULSE_STEP) | (x < cv2.erode(x, ring) - IMPULSE_STEP)
+    share = float(hit.mean())
+    if share < IMPULSE_MIN_SHARE:
+        return lightness, 0.0
+    out = x.copy()
+    out[hit] = cv2.medianBlur(x, 3)[hit]
+    return out, share
 
 
 #: The cleanup network runs on tiles of this side (pixels; a multiple of 32) ...

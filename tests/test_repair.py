@@ -20,6 +20,7 @@ from restore.repair import (
     PhotoRepairer,
     RepairConfig,
     noise_level,
+    remove_impulses,
     stretch_tone,
 )
 from tests.conftest import synthetic_photo
@@ -123,6 +124,24 @@ def test_grain_is_reduced_as_strongly_as_asked(repairer: PhotoRepairer) -> None:
     # a clean scan's faint noise and a dense texture are not filtered (read below the floor)
     for picture in (grainy(clean, 0.3), pebbles()):
         assert not denoiser.repair(picture)[1].denoised
+
+
+def test_salt_and_pepper_is_removed_and_a_few_glints_stay(repairer: PhotoRepairer) -> None:
+    clean = clean_lightness()
+    rng = np.random.default_rng(4)
+    peppered = clean.copy()
+    hit = rng.random(clean.shape) < 0.01
+    peppered[hit] = np.where(rng.random(int(hit.sum())) < 0.5, 2.0, 98.0)
+    fixed, share = remove_impulses(peppered)
+    assert 0.005 < share < 0.012
+    assert psnr(fixed, clean) >= psnr(peppered, clean) + 8.0
+    repaired, stats = repairer.repair(peppered)
+    assert stats.impulses == pytest.approx(share) and psnr(repaired, clean) > psnr(peppered, clean)
+    # a handful of lone bright pixels (stars, glints) are real detail
+    glints = clean.copy()
+    glints[rng.integers(0, 192, 10), rng.integers(0, 256, 10)] = 100.0
+    same, share = remove_impulses(glints)
+    assert share == 0.0 and np.array_equal(same, glints)
 
 
 def test_faded_tone_is_stretched_and_a_full_range_print_is_not() -> None:
