@@ -42,6 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--grain", type=float, default=RepairConfig.denoise, help="--repair-grain")
     ap.add_argument("--grain-weights", type=Path, help="grain estimator (default: shipped)")
     ap.add_argument(
+        "--cleanup",
+        type=Path,
+        help="a cleanup network (train/cleanup.py) instead of non-local means",
+    )
+    ap.add_argument(
         "--upscale",
         type=float,
         default=1.0,
@@ -56,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         RepairConfig(
             weights=a.weights,
             grain_weights=a.grain_weights,
+            cleanup_weights=a.cleanup,
             threshold=a.threshold,
             detect_size=a.detect_size,
             denoise=a.grain,

@@ -28,7 +28,6 @@ from restore.weights import load_cleanup, load_detector, load_grain_estimator
 
 SHIPPED_DETECTOR = "restore_defects.safetensors"
 SHIPPED_GRAIN = "restore_grain.safetensors"
-SHIPPED_CLEANUP = "restore_cleanup.safetensors"
 
 
 def shipped(name: str) -> Path:
@@ -52,8 +51,9 @@ class RepairConfig:
 
     weights: Path | None = None  # None: the shipped detector
     grain_weights: Path | None = None  # None: the shipped grain estimator
-    cleanup_weights: Path | None = None  # None: the shipped cleanup network
-    cleanup: bool = False  # the cleanup network instead of non-local means
+    # A cleanup network (train/cleanup.py) instead of non-local means. None ships: the one
+    # trained so far measures below non-local means (benchmarks/RESULTS.md).
+    cleanup_weights: Path | None = None
     detect_size: int = 1024  # long side the detector sees (defects of a few pixels there)
     threshold: float = 0.5  # defect probability above which a pixel is filled
     widen: int = 1  # pixels the full-size mask grows by (the blurred rim of a speck)
@@ -99,11 +99,7 @@ class PhotoRepairer:
         self.config = config
         self.model, self.info = load_detector(config.weights or default_detector())
         self.grain, _ = load_grain_estimator(config.grain_weights or shipped(SHIPPED_GRAIN))
-        self.cleaner = (
-            load_cleanup(config.cleanup_weights or shipped(SHIPPED_CLEANUP))[0]
-            if config.cleanup
-            else None
-        )
+        self.cleaner = load_cleanup(config.cleanup_weights)[0] if config.cleanup_weights else None
         self.multiple = self.model.config.multiple
         self._ov: Any = None
         self._ov_cleaner: Any = None
@@ -172,7 +168,7 @@ class PhotoRepairer:
                 cv2.INPAINT_TELEA,
             )
         denoised = self.config.denoise > 0 and noise >= self.config.noise_floor
-        if self.config.cleanup and self.config.denoise > 0:
+        if self.cleaner is not None and self.config.denoise > 0:
             out = self.clean(out, self.config.denoise)
             denoised = True
         elif denoised:
@@ -199,7 +195,7 @@ class PhotoRepairer:
         h, w = x.shape
         m = self.multiple
         run = self.cleaner if self._ov_cleaner is None else self._ov_cleaner
-        assert run is not None, "built with cleanup=False"
+        assert run is not None, "built without cleanup weights"
         if max(h, w) <= CLEANUP_TILE:
             ph, pw = -h % m, -w % m
             padded = np.pad(x, ((0, ph), (0, pw)), mode="reflect") if ph or pw else x

@@ -86,7 +86,7 @@ def randomised(tmp_path: Path) -> Path:
 
 def test_large_pictures_run_in_tiles_without_seams(tmp_path: Path) -> None:
     weights = randomised(tmp_path)
-    repairer = PhotoRepairer(RepairConfig(cleanup_weights=weights, cleanup=True, runtime="torch"))
+    repairer = PhotoRepairer(RepairConfig(cleanup_weights=weights, runtime="torch"))
     rng = np.random.default_rng(1)
     picture = cv2.GaussianBlur(rng.uniform(0, 100, (640, 1100)).astype(np.float32), (0, 0), 2)
     tiled = repairer.clean(picture)  # larger than a tile
