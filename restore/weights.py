@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from safetensors import SafetensorError
@@ -289,44 +289,43 @@ def load_discriminator(path: str | Path) -> PatchDiscriminator:
     return model
 
 
-DETECTOR_FORMAT = "restore-defects"
-DETECTOR_VERSION = 1
+#: The repair networks' files, per model class: format, version, the name errors give, and
+#: how a file's architecture rebuilds the model.
+_REPAIR_KINDS: dict[
+    type[nn.Module], tuple[str, int, str, Callable[[dict[str, Any]], nn.Module]]
+] = {
+    DefectNet: (
+        "restore-defects",
+        1,
+        "defect-detector",
+        lambda a: DefectNet(DefectNetConfig.from_dict(a)),
+    ),
+    GrainNet: (
+        "restore-grain",
+        1,
+        "grain-estimator",
+        lambda a: GrainNet(GrainNetConfig.from_dict(a)),
+    ),
+    CleanupNet: (
+        "restore-cleanup",
+        1,
+        "cleanup",
+        lambda a: CleanupNet(CleanupNetConfig.from_dict(a)),
+    ),
+}
+_RepairNet = TypeVar("_RepairNet", DefectNet, GrainNet, CleanupNet)
 
 
-def save_detector(
-    model: DefectNet,
+def save_repair_net(
+    model: DefectNet | GrainNet | CleanupNet,
     path: str | Path,
     *,
     training: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
 ) -> Path:
-    """Write the defect detector (fp16) with the metadata that rebuilds it."""
-    return _save_card(model, path, DETECTOR_FORMAT, DETECTOR_VERSION, training, metrics)
-
-
-def load_detector(path: str | Path) -> tuple[DefectNet, dict[str, Any]]:
-    """Rebuild the defect detector from :func:`save_detector` output: (fp32 model in eval
-    mode, its training and metrics metadata)."""
-    model, info = _load_card(
-        path,
-        DETECTOR_FORMAT,
-        DETECTOR_VERSION,
-        "defect-detector",
-        lambda arch: DefectNet(DefectNetConfig.from_dict(arch)),
-    )
-    assert isinstance(model, DefectNet)
-    return model, info
-
-
-def _save_card(
-    model: DefectNet | GrainNet | CleanupNet,
-    path: str | Path,
-    fmt: str,
-    version: int,
-    training: dict[str, Any] | None,
-    metrics: dict[str, Any] | None,
-) -> Path:
-    """:func:`_save_small` with the normalisation and the training and metrics metadata."""
+    """Write a repair network (fp16) with the metadata that rebuilds it: its architecture,
+    the normalisation, and how it was trained and what it measured."""
+    fmt, version, _, _ = _REPAIR_KINDS[type(model)]
     return _save_small(
         model,
         path,
@@ -338,75 +337,33 @@ def _save_card(
     )
 
 
-def _load_card(
-    path: str | Path,
-    fmt: str,
-    version: int,
-    what: str,
-    build: Callable[[dict[str, Any]], nn.Module],
-) -> tuple[nn.Module, dict[str, Any]]:
-    """A :func:`_save_card` file's model (fp32, eval mode) and its training and metrics."""
+def load_repair_net(path: str | Path, kind: type[_RepairNet]) -> tuple[_RepairNet, dict[str, Any]]:
+    """Rebuild a ``kind`` network from :func:`save_repair_net` output: (fp32 model in eval
+    mode, its training and metrics metadata)."""
+    fmt, version, what, build = _REPAIR_KINDS[kind]
     model, meta = _load_small(path, fmt, version, what, build)
     try:
         info = {k: json.loads(meta.get(k, "{}")) for k in ("training", "metrics")}
     except ValueError as e:
         raise WeightsError(f"{path}: damaged metadata ({e})") from e
+    assert isinstance(model, kind)
     return model.eval(), info
 
 
-GRAIN_FORMAT = "restore-grain"
-GRAIN_VERSION = 1
+# The names the callers use.
+save_detector = save_grain_estimator = save_cleanup = save_repair_net
 
 
-def save_grain_estimator(
-    model: GrainNet,
-    path: str | Path,
-    *,
-    training: dict[str, Any] | None = None,
-    metrics: dict[str, Any] | None = None,
-) -> Path:
-    """Write the grain estimator (fp16) with the metadata that rebuilds it."""
-    return _save_card(model, path, GRAIN_FORMAT, GRAIN_VERSION, training, metrics)
+def load_detector(path: str | Path) -> tuple[DefectNet, dict[str, Any]]:
+    """The defect detector: :func:`load_repair_net` (path, DefectNet)."""
+    return load_repair_net(path, DefectNet)
 
 
 def load_grain_estimator(path: str | Path) -> tuple[GrainNet, dict[str, Any]]:
-    """Rebuild the grain estimator from :func:`save_grain_estimator` output: (fp32 model in
-    eval mode, its training and metrics metadata)."""
-    model, info = _load_card(
-        path,
-        GRAIN_FORMAT,
-        GRAIN_VERSION,
-        "grain-estimator",
-        lambda arch: GrainNet(GrainNetConfig.from_dict(arch)),
-    )
-    assert isinstance(model, GrainNet)
-    return model, info
-
-
-CLEANUP_FORMAT = "restore-cleanup"
-CLEANUP_VERSION = 1
-
-
-def save_cleanup(
-    model: CleanupNet,
-    path: str | Path,
-    *,
-    training: dict[str, Any] | None = None,
-    metrics: dict[str, Any] | None = None,
-) -> Path:
-    """Write the cleanup network (fp16) with the metadata that rebuilds it."""
-    return _save_card(model, path, CLEANUP_FORMAT, CLEANUP_VERSION, training, metrics)
+    """The grain estimator: :func:`load_repair_net` (path, GrainNet)."""
+    return load_repair_net(path, GrainNet)
 
 
 def load_cleanup(path: str | Path) -> tuple[CleanupNet, dict[str, Any]]:
-    """Rebuild the cleanup network from :func:`save_cleanup` output: (fp32 model in eval
-    mode, its training and metrics metadata)."""
-    model, info = _load_card(
-        path,
-        CLEANUP_FORMAT,
-        CLEANUP_VERSION,
-        "cleanup",
-        lambda arch: CleanupNet(CleanupNetConfig.from_dict(arch)),
-    )
-    assert isinstance(model, CleanupNet)
-    return model, info
+    """The cleanup network: :func:`load_repair_net` (path, CleanupNet)."""
+    return load_repair_net(path, CleanupNet)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -29,6 +30,15 @@ def synthetic_photo(h: int, w: int, seed: int = 0) -> np.ndarray:
     )
     img[h // 4 : h // 2, w // 4 : w // 2] = rng.integers(0, 255, 3)
     return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def photo_folder(folder: Path, n: int = 6, h: int = 96, w: int = 128) -> Path:
+    """``folder`` made and filled with ``n`` synthetic JPEG photos (a trainer's data)."""
+    folder.mkdir()
+    for i in range(n):
+        rgb = synthetic_photo(h, w, seed=i)
+        cv2.imwrite(str(folder / f"p{i}.jpg"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -19,15 +19,7 @@ from restore import color
 from restore.repair import PhotoRepairer, RepairConfig
 from restore.weights import load_cleanup, save_cleanup
 
-from .conftest import synthetic_photo
-
-
-def photos(folder: Path, n: int = 6) -> Path:
-    folder.mkdir()
-    for i in range(n):
-        rgb = synthetic_photo(96, 128, seed=i)
-        cv2.imwrite(str(folder / f"p{i}.jpg"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    return folder
+from .conftest import photo_folder, synthetic_photo
 
 
 def test_age_keeps_the_faded_print_and_draws_as_damage_does() -> None:
@@ -49,7 +41,7 @@ def test_age_keeps_the_faded_print_and_draws_as_damage_does() -> None:
 
 
 def test_cleanup_crops_pair_damage_with_its_faded_target(tmp_path: Path) -> None:
-    crops = CleanupCrops(photos(tmp_path / "data"), 64, 3, CLEANUP_DAMAGE)
+    crops = CleanupCrops(photo_folder(tmp_path / "data"), 64, 3, CLEANUP_DAMAGE)
     x, y = crops.pair_batch(0, 32)
     assert x.shape == y.shape == (32, 1, 64, 64) and x.dtype == torch.float32
     same = (x - y).abs().flatten(1).amax(1) < 1e-6
@@ -59,7 +51,7 @@ def test_cleanup_crops_pair_damage_with_its_faded_target(tmp_path: Path) -> None
 
 
 def test_a_short_run_exports_a_network_that_loads(tmp_path: Path) -> None:
-    data = photos(tmp_path / "data")
+    data = photo_folder(tmp_path / "data")
     out = tmp_path / "run"
     args = [str(data), "--val", str(data), "--out", str(out), "--steps", "4", "--batch-size", "4"]
     assert train_cleanup([*args, "--crop", "64", "--val-every", "2"]) == 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from restore.train.grain import NOT_GRAIN, GrainCrops
@@ -13,19 +12,11 @@ from restore.train.grain import main as train_grain
 
 from restore.weights import load_grain_estimator
 
-from .conftest import synthetic_photo
-
-
-def photos(folder: Path, n: int = 6) -> Path:
-    folder.mkdir()
-    for i in range(n):
-        rgb = synthetic_photo(96, 128, seed=i)
-        cv2.imwrite(str(folder / f"p{i}.jpg"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    return folder
+from .conftest import photo_folder
 
 
 def test_grain_crops_carry_the_grain_they_were_given(tmp_path: Path) -> None:
-    crops = GrainCrops(photos(tmp_path / "data"), 64, 3, NOT_GRAIN)
+    crops = GrainCrops(photo_folder(tmp_path / "data"), 64, 3, NOT_GRAIN)
     lum, grain = crops.grain_batch(0, 48)
     assert lum.shape == (48, 1, 64, 64) and lum.dtype == torch.float32
     assert float(lum.min()) >= -1.0 and float(lum.max()) <= 1.0
@@ -39,7 +30,7 @@ def test_grain_crops_carry_the_grain_they_were_given(tmp_path: Path) -> None:
 
 
 def test_a_short_run_exports_an_estimator_that_loads(tmp_path: Path) -> None:
-    data = photos(tmp_path / "data")
+    data = photo_folder(tmp_path / "data")
     out = tmp_path / "run"
     args = [str(data), "--val", str(data), "--out", str(out), "--steps", "4", "--batch-size", "4"]
     assert train_grain([*args, "--val-every", "2"]) == 0
